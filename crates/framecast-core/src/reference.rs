@@ -1,0 +1,1 @@
+//! Scalar reference conversions used by tests to check the SIMD paths.
