@@ -4,7 +4,8 @@ use crate::nal::{nal_type, write_annexb, NalType};
 use crate::H264Error;
 
 /// AVCDecoderConfigurationRecord (ISO/IEC 14496-15 5.3.3.1), including the high-profile
-/// extension (chroma_format, bit depths, SPS-ext count) for profile_idc 100/110/122/144.
+/// extension (chroma_format, bit depths, SPS-ext count) for profile_idc 100/110/122/144 and the
+/// other non-Baseline/Main/Extended profiles (see `has_extension` in the source).
 ///
 /// SPS-extension NAL units in a parsed record are validated and skipped; [`to_bytes`](Self::to_bytes)
 /// writes numOfSequenceParameterSetExt = 0.
@@ -31,8 +32,13 @@ pub struct AvcDecoderConfig {
 }
 
 /// Whether the record carries the high-profile extension for this profile.
+///
+/// The 2004 text of 14496-15 lists profile_idc 100, 110, 122 and 144; later editions (and FFmpeg's
+/// `ff_isom_write_avcc`) use "every profile except 66, 77 and 88", which adds High 4:4:4
+/// Predictive (244), CAVLC 4:4:4 (44) and the SVC/MVC profiles. We follow the later rule, which
+/// includes the original four, so that records match what FFmpeg writes.
 fn has_extension(profile_idc: u8) -> bool {
-    matches!(profile_idc, 100 | 110 | 122 | 144)
+    !matches!(profile_idc, 66 | 77 | 88)
 }
 
 impl AvcDecoderConfig {
