@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Fuzz smoke test: run every cargo-fuzz target in fuzz/ for FUZZ_SECONDS (default 15) seconds,
+# starting from the committed seeds in fuzz/seeds/<target>/. Fails on the first crash; the
+# crashing input is left in fuzz/artifacts/<target>/.
+#
+#   scripts/fuzz-smoke.sh              # all targets, 15 s each
+#   FUZZ_SECONDS=60 scripts/fuzz-smoke.sh sps_rewrite
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds="${FUZZ_SECONDS:-15}"
+toolchain="${FUZZ_TOOLCHAIN:-nightly}"
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
+fi
+
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  mapfile -t targets < <(cd fuzz && cargo "+$toolchain" fuzz list)
+fi
+
+for target in "${targets[@]}"; do
+  corpus="fuzz/corpus/$target"
+  seeds="fuzz/seeds/$target"
+  mkdir -p "$corpus"
+  echo "== fuzzing $target for ${seconds}s (seeds: $seeds)"
+  # -fuzz-dir keeps the invocation independent of the current directory.
+  cargo "+$toolchain" fuzz run --fuzz-dir fuzz "$target" "$corpus" "$seeds" -- \
+    -max_total_time="$seconds" -print_final_stats=1
+done
+echo "fuzz smoke: ${#targets[@]} target(s) ran ${seconds}s each without a crash"
