@@ -12,6 +12,7 @@ use crate::IoError;
 ///
 /// The temporary file is `<dir>/.<name>.<pid>.tmp` (with a `-N` suffix if that exists); dropping
 /// an `AtomicFile` without committing deletes it.
+#[derive(Debug)]
 pub struct AtomicFile {
     file: Option<BufWriter<File>>,
     temp: PathBuf,
@@ -167,6 +168,7 @@ pub(crate) fn create_hidden(path: &Path, suffix: &str) -> Result<(File, PathBuf)
 }
 
 /// A scratch file removed when dropped (the MP4 writer's sample store).
+#[derive(Debug)]
 pub(crate) struct ScratchFile {
     pub(crate) file: File,
     pub(crate) path: PathBuf,
@@ -186,6 +188,7 @@ impl Drop for ScratchFile {
 }
 
 /// Writes an Annex B H.264 elementary stream (`.h264`) atomically.
+#[derive(Debug)]
 pub struct H264FileWriter {
     file: AtomicFile,
     packets: u64,

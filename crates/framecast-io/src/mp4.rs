@@ -46,6 +46,7 @@ pub struct Mp4Summary {
     pub duration: Duration,
 }
 
+#[derive(Debug)]
 struct Sample {
     size: u32,
     pts: u64,
@@ -58,6 +59,7 @@ struct Sample {
 /// the next sample's, and the last sample lasts its `duration_ticks`; so pts must strictly
 /// increase (there are no B-frames, hence no `ctts`). The track starts at time 0 whatever the
 /// first pts is.
+#[derive(Debug)]
 pub struct Mp4Writer {
     path: PathBuf,
     out: AtomicFile,

@@ -447,6 +447,7 @@ fn plasma(c: &mut Canvas<'_>, t: u64) {
 }
 
 /// A [`FrameSource`] of RGBA8 pattern frames.
+#[derive(Debug, Clone)]
 pub struct PatternSource {
     kind: PatternKind,
     width: u32,

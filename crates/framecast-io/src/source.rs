@@ -140,6 +140,19 @@ impl<R: Read> RawReader<R> {
     }
 }
 
+impl<R> std::fmt::Debug for RawReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawReader")
+            .field("name", &self.name)
+            .field("format", &self.format)
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("fps", &self.fps)
+            .field("next_index", &self.next_index)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<R: Read + Send> FrameSource for RawReader<R> {
     fn width(&self) -> u32 {
         self.width

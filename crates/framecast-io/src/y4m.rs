@@ -302,6 +302,19 @@ impl<R: Read> Y4mReader<R> {
     }
 }
 
+impl<R> std::fmt::Debug for Y4mReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Y4mReader")
+            .field("name", &self.name)
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("fps", &self.fps)
+            .field("colorspace", &self.colorspace)
+            .field("next_index", &self.next_index)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<R: Read + Send> FrameSource for Y4mReader<R> {
     fn width(&self) -> u32 {
         self.width
