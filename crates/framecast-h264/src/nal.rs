@@ -271,3 +271,25 @@ pub fn write_annexb<'a>(nals: impl IntoIterator<Item = &'a [u8]>, out: &mut Vec<
         out.extend_from_slice(nal);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_code_search_with_skips() {
+        assert_eq!(find_start_code(&[0, 0, 1], 0), Some(0));
+        assert_eq!(find_start_code(&[9, 9, 9, 0, 0, 1], 0), Some(3));
+        assert_eq!(find_start_code(&[0, 0, 0, 1], 0), Some(1));
+        assert_eq!(find_start_code(&[1, 0, 0, 2, 0, 0, 1], 0), Some(4));
+        assert_eq!(find_start_code(&[0, 0, 1], 1), None);
+        assert_eq!(find_start_code(&[0, 1, 0, 0], 0), None);
+    }
+
+    #[test]
+    fn check_length_sizes() {
+        for ls in 0..=8u8 {
+            assert_eq!(check_length_size(ls).is_ok(), matches!(ls, 1 | 2 | 4));
+        }
+    }
+}

@@ -436,7 +436,7 @@ pub fn rewrite_sps(nal: &[u8], rewrite: &SpsRewrite) -> Result<Vec<u8>, H264Erro
     });
     let restriction = vui
         .bitstream_restrictions
-        .get_or_insert_with(|| BitstreamRestrictions {
+        .get_or_insert(BitstreamRestrictions {
             motion_vectors_over_pic_boundaries_flag: true,
             max_bytes_per_pic_denom: 2,
             max_bits_per_mb_denom: 1,
@@ -670,4 +670,35 @@ fn write_hrd(w: &mut BitWriter, hrd: Option<&HrdParameters>) -> Result<(), H264E
     w.write_bits(hrd.dpb_output_delay_length_minus1.into(), 5);
     w.write_bits(hrd.time_offset_length.into(), 5);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crop_units_follow_table_6_1() {
+        // (chroma_format_idc, frame_mbs_only) -> (CropUnitX, CropUnitY)
+        assert_eq!(crop_units(0, true), (1, 1));
+        assert_eq!(crop_units(1, true), (2, 2));
+        assert_eq!(crop_units(2, true), (2, 1));
+        assert_eq!(crop_units(3, true), (1, 1));
+        assert_eq!(crop_units(0, false), (1, 2));
+        assert_eq!(crop_units(1, false), (2, 4));
+        assert_eq!(crop_units(2, false), (2, 2));
+        assert_eq!(crop_units(3, false), (1, 2));
+    }
+
+    #[test]
+    fn scaling_list_codes_deltas_mod_256() {
+        let mut w = BitWriter::new();
+        // 8 -> 7 (delta -1, "011"), 7 -> 0 (delta -7, "0001111"): terminates the list.
+        write_scaling_list(&mut w, Some(&[7, 0, 0]));
+        let bytes = w.into_bytes();
+        let mut r = crate::rbsp::BitReader::new(&bytes);
+        assert!(r.read_flag().unwrap());
+        assert_eq!(r.read_se().unwrap(), -1);
+        assert_eq!(r.read_se().unwrap(), -7);
+        assert_eq!(r.bits_left(), 5);
+    }
 }

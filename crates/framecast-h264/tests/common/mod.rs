@@ -13,6 +13,9 @@ pub struct Fixture {
     pub expect: Expect,
 }
 
+/// (video_format, video_full_range_flag, Some((primaries, transfer, matrix)))
+pub type Signal = (u8, bool, Option<(u8, u8, u8)>);
+
 /// Values from `ffmpeg -bsf:v trace_headers` for the fixture's SPS.
 pub struct Expect {
     pub profile_idc: u8,
@@ -28,7 +31,7 @@ pub struct Expect {
     /// (left, right, top, bottom)
     pub crop: Option<(u32, u32, u32, u32)>,
     /// (video_format, full_range, Some((primaries, transfer, matrix)))
-    pub signal: Option<(u8, bool, Option<(u8, u8, u8)>)>,
+    pub signal: Option<Signal>,
     /// (log2_max_mv_length, max_num_reorder_frames, max_dec_frame_buffering)
     pub restriction: (u32, u32, u32),
     pub codec: &'static str,
