@@ -71,9 +71,9 @@ impl TestFrame {
         let (wu, hu) = (w as usize, h as usize);
         let mut rng = Rng(seed | 1);
         let plane = |row_bytes: usize,
-                         rows: usize,
-                         align: usize,
-                         fill: &mut dyn FnMut(&mut [u8], usize)| {
+                     rows: usize,
+                     align: usize,
+                     fill: &mut dyn FnMut(&mut [u8], usize)| {
             let stride = (row_bytes + pad).div_ceil(align) * align;
             let len = if crop {
                 stride * (rows - 1) + row_bytes
