@@ -1,1 +1,51 @@
-//! placeholder
+//! framecast-encode: one H.264 encoder contract, many backends.
+//!
+//! [`Encoder`] takes [`framecast_core::Frame`]s and hands out [`EncodedPacket`]s. Whatever the
+//! backend, the packets obey the same invariants, enforced by the shared normaliser and checked
+//! by the [`conformance`] suite:
+//!
+//! * the first packet is an IDR with SPS and PPS in band, and SPS/PPS precede every IDR;
+//! * output order equals input order and `dts == pts` (no B-frames);
+//! * the SPS's VUI says `max_num_reorder_frames = 0` and carries the true colour description;
+//! * a forced keyframe lands on exactly that frame, and the cadence equals the interval;
+//! * the codec string matches the SPS bytes, and every packet carries its frame's token.
+//!
+//! Backends: `openh264` (default feature). See [`registry`].
+//!
+//! ```no_run
+//! use framecast_encode::{Encoder, EncoderConfig, EncodeMode, BackpressurePolicy};
+//! let mut config = EncoderConfig::new(1280, 720);
+//! config.mode = EncodeMode::Pipelined { max_in_flight: 2, policy: BackpressurePolicy::DropOld };
+//! let encoder = Encoder::new(config)?;
+//! # Ok::<(), framecast_encode::EncodeError>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod backend;
+mod backends;
+mod config;
+pub mod conformance;
+#[cfg(feature = "openh264")]
+pub mod decode;
+mod encoder;
+mod error;
+pub mod normalize;
+mod packet;
+pub mod registry;
+
+pub use config::{
+    default_bitrate, BackpressurePolicy, EncodeMode, EncoderConfig, OutputFormat, ProfileHint,
+    RateControl,
+};
+pub use encoder::{Encoder, FrameMeta};
+pub use error::EncodeError;
+pub use packet::{
+    DropReason, DroppedFrame, EncodedPacket, EncoderEvent, PacketTimings, SendOutcome,
+};
+
+/// Whether OpenH264 was built with its assembly (`"yes (...)"`), or why not.
+#[cfg(feature = "openh264")]
+pub fn openh264_assembly() -> &'static str {
+    backends::openh264::ASSEMBLY
+}

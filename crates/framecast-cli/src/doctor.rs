@@ -1,0 +1,102 @@
+//! `framecast doctor`: what works on this machine, and what to use.
+
+use crate::Failure;
+use framecast_encode::backend::Availability;
+use framecast_encode::registry;
+use std::process::Command;
+
+fn tool_version(cmd: &str, arg: &str) -> Option<String> {
+    let out = Command::new(cmd).arg(arg).output().ok()?;
+    let text = String::from_utf8_lossy(if out.stdout.is_empty() {
+        &out.stderr
+    } else {
+        &out.stdout
+    })
+    .to_string();
+    text.lines().next().map(|l| l.trim().to_string())
+}
+
+pub fn run() -> Result<(), Failure> {
+    let mut rows: Vec<(String, bool, String)> = Vec::new();
+    rows.push((
+        "platform".into(),
+        true,
+        format!(
+            "{}/{}, {} CPU threads",
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        ),
+    ));
+    let statuses = registry::probe_all();
+    for s in &statuses {
+        let kind = if s.hardware { "hardware" } else { "software" };
+        let (ok, detail) = match &s.availability {
+            Availability::Available { detail } => (true, detail.clone()),
+            Availability::Unavailable { reason } => (false, reason.clone()),
+        };
+        rows.push((format!("encoder {} ({kind})", s.name), ok, detail));
+    }
+    #[cfg(feature = "openh264")]
+    {
+        let asm = framecast_encode::openh264_assembly();
+        rows.push((
+            "openh264 assembly".into(),
+            asm.starts_with("yes"),
+            asm.to_string(),
+        ));
+    }
+    rows.push((
+        "gpu colour conversion (wgpu)".into(),
+        false,
+        "not in this build yet: conversion runs on the CPU (SIMD)".into(),
+    ));
+    for (tool, arg, why) in [
+        (
+            "ffmpeg",
+            "-version",
+            "used by tests and benchmarks to decode and compare",
+        ),
+        ("ffprobe", "-version", "used by tests to inspect output"),
+    ] {
+        match tool_version(tool, arg) {
+            Some(v) => rows.push((tool.into(), true, v)),
+            None => rows.push((
+                tool.into(),
+                false,
+                format!("not found ({why}); apt-get install ffmpeg"),
+            )),
+        }
+    }
+    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(10);
+    println!("{:<width$}  {:<6}  detail", "component", "status");
+    for (name, ok, detail) in &rows {
+        println!(
+            "{:<width$}  {:<6}  {}",
+            name,
+            if *ok { "ok" } else { "--" },
+            detail
+        );
+    }
+    let usable: Vec<_> = statuses
+        .iter()
+        .filter(|s| matches!(s.availability, Availability::Available { .. }))
+        .collect();
+    let pick = usable.iter().find(|s| s.hardware).or(usable.first());
+    match pick {
+        Some(s) => println!("\nRecommended: --backend {} ({})", s.name, s.description),
+        None => println!(
+            "\nNo encoder backend is usable in this build: rebuild with `--features openh264`."
+        ),
+    }
+    #[cfg(feature = "openh264")]
+    if !framecast_encode::openh264_assembly().starts_with("yes") {
+        println!(
+            "Warning: OpenH264 was built without its assembly and encodes ~3x slower. Install nasm, then \
+             `cargo clean -p openh264-sys2` and rebuild."
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,527 @@
+//! `framecast encode` and (for now) `framecast demo`.
+
+use crate::args::{color_space, parse_bitrate, parse_fps, parse_size, ColorArg, RangeArg};
+use crate::output::{display_path, Container, PacketWriter};
+use crate::{exit, Failure, WithCode};
+use anyhow::{anyhow, Context};
+use clap::Args;
+use framecast_core::{convert, ColorSpace, Yuv420Image, YuvLayout};
+use framecast_encode::{
+    BackpressurePolicy, EncodeError, EncodeMode, EncodedPacket, Encoder, EncoderConfig,
+    EncoderEvent, FrameMeta, ProfileHint, SendOutcome,
+};
+use framecast_io::{open_input, FrameSource, InputHint, PatternKind, PatternSource};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Profile on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ProfileArg {
+    /// Constrained Baseline (plays everywhere; the default).
+    Baseline,
+    /// Main.
+    Main,
+    /// High.
+    High,
+}
+
+#[derive(Args, Debug)]
+pub struct EncodeArgs {
+    /// Input file: .y4m, raw .rgba/.bgra/.rgb/.nv12/.yuv (needs --size), or - for stdin.
+    #[arg(required_unless_present = "pattern", conflicts_with = "pattern")]
+    input: Option<PathBuf>,
+    /// Encode a built-in animated pattern instead of a file: testcard, bands, gradient, plasma.
+    #[arg(long, value_name = "NAME")]
+    pattern: Option<String>,
+    /// Output file; the extension picks the container: .h264 (Annex B) or .mp4.
+    #[arg(short, long, value_name = "OUT")]
+    output: PathBuf,
+    /// Frame size WxH (e.g. 1280x720, or 720p/1080p/4k): required for raw input, default 1280x720 for patterns.
+    #[arg(long, value_parser = parse_size, value_name = "WxH")]
+    size: Option<(u32, u32)>,
+    /// Stop after N frames (patterns default to 10 s worth).
+    #[arg(long, value_name = "N")]
+    frames: Option<u64>,
+    /// Frame rate (e.g. 30, 60, 30000/1001); default: the input's, else 30.
+    #[arg(long, value_parser = parse_fps)]
+    fps: Option<f64>,
+    /// Target bitrate (e.g. 8M, 2.5M, 800k); default scales with size: 8M at 1080p30.
+    #[arg(long, value_parser = parse_bitrate)]
+    bitrate: Option<u32>,
+    /// Keyframe interval in frames (0 = first frame only); default 2 seconds.
+    #[arg(long, value_name = "N")]
+    keyint: Option<u32>,
+    /// Encoder backend (see `framecast doctor`).
+    #[arg(long, default_value_t = framecast_encode::registry::default_backend_name().to_string())]
+    backend: String,
+    /// Colour matrix used for RGB→YUV and written to the stream.
+    #[arg(long, value_enum, default_value = "bt709")]
+    color: ColorArg,
+    /// Sample range used for RGB→YUV and written to the stream.
+    #[arg(long, value_enum, default_value = "limited")]
+    range: RangeArg,
+    /// H.264 profile.
+    #[arg(long, value_enum, default_value = "baseline")]
+    profile: ProfileArg,
+    /// Pixel format of raw input when the extension does not say (rgba, bgra, rgb24, nv12, i420).
+    #[arg(long, value_name = "FMT")]
+    format: Option<String>,
+    /// Encode on a worker thread with up to N frames in flight (reading, conversion and encoding overlap).
+    #[arg(long, value_name = "N")]
+    pipelined: Option<usize>,
+    /// Decode the output back and report PSNR against the input.
+    #[arg(long)]
+    psnr: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Where to write the demo video.
+    #[arg(short, long, default_value = "demo.mp4")]
+    output: PathBuf,
+    /// Scene: testcard, bands, gradient, plasma.
+    #[arg(long, default_value = "plasma")]
+    scene: String,
+    /// Seconds of video.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+}
+
+fn parse_format(s: &str) -> anyhow::Result<framecast_core::PixelFormat> {
+    use framecast_core::PixelFormat::*;
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "rgba" => Rgba8,
+        "bgra" => Bgra8,
+        "rgb" | "rgb24" => Rgb8,
+        "nv12" => Nv12,
+        "i420" | "yuv420p" | "yuv" => I420,
+        other => {
+            return Err(anyhow!(
+                "unknown raw format {other:?}: use rgba, bgra, rgb24, nv12 or i420"
+            ))
+        }
+    })
+}
+
+fn encoder_code(e: &EncodeError) -> u8 {
+    match e {
+        EncodeError::Frame(_) => exit::INPUT,
+        EncodeError::InvalidConfig(_) => exit::USAGE,
+        _ => exit::ENCODER,
+    }
+}
+
+/// What one encode run produced.
+pub struct Summary {
+    pub frames: u64,
+    pub dropped: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub codec: String,
+    pub psnr: Option<PsnrReport>,
+}
+
+/// Mean squared error of the Y, Cb and Cr planes of two I420 images of equal coded size.
+fn plane_mse(a: &Yuv420Image, b: &Yuv420Image) -> Option<[f64; 3]> {
+    if (a.coded_width(), a.coded_height()) != (b.coded_width(), b.coded_height()) {
+        return None;
+    }
+    let mse = |x: &[u8], y: &[u8]| {
+        let sum: u64 = x
+            .iter()
+            .zip(y)
+            .map(|(&p, &q)| ((p as i64 - q as i64) * (p as i64 - q as i64)) as u64)
+            .sum();
+        sum as f64 / x.len().max(1) as f64
+    };
+    let (ay, au, av) = a.planes();
+    let (by, bu, bv) = b.planes();
+    Some([mse(ay, by), mse(au, bu), mse(av, bv)])
+}
+
+fn psnr_of(mse: f64) -> f64 {
+    if mse <= 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+}
+
+/// PSNR accumulation: decode each packet and compare it with the picture the encoder was given
+/// (the same Y'CbCr planes, as `ffmpeg -lavfi psnr` and x264 `--psnr` do), plus the RGB error
+/// of the whole round trip including 4:2:0 chroma subsampling.
+struct PsnrCheck {
+    decoder: framecast_encode::decode::H264Decoder,
+    color: ColorSpace,
+    /// Encoder input (I420) and source RGBA of frames in flight, by token.
+    pending: VecDeque<(u64, Yuv420Image, Vec<u8>)>,
+    sum_mse: [f64; 3],
+    sum_rgb_mse: f64,
+    min_psnr: f64,
+    count: u64,
+}
+
+/// PSNR results in dB.
+pub struct PsnrReport {
+    /// Y, Cb, Cr and the 4:1:1-weighted average, over the whole run.
+    pub yuv: [f64; 4],
+    /// Lowest per-frame weighted average.
+    pub min: f64,
+    /// RGB round trip (includes chroma subsampling).
+    pub rgb: f64,
+}
+
+impl PsnrCheck {
+    fn push_source(&mut self, token: u64, frame: &framecast_core::Frame<'_>) -> anyhow::Result<()> {
+        let mut img = Yuv420Image::new(frame.width(), frame.height(), YuvLayout::I420)?;
+        convert::to_yuv420(frame, self.color, &mut img)?;
+        self.pending
+            .push_back((token, img, convert::frame_to_rgba8(frame, self.color)));
+        Ok(())
+    }
+
+    fn packet(&mut self, p: &EncodedPacket) -> anyhow::Result<()> {
+        let annexb = match p.format {
+            framecast_encode::OutputFormat::AnnexB => p.data.to_vec(),
+            framecast_encode::OutputFormat::Avcc => {
+                framecast_h264::nal::avcc_to_annexb(&p.data, 4)?
+            }
+        };
+        while self.pending.front().is_some_and(|(t, _, _)| *t < p.token) {
+            self.pending.pop_front(); // dropped frames
+        }
+        let (_, src, src_rgba) = self
+            .pending
+            .pop_front()
+            .context("PSNR: no source frame for packet")?;
+        let img = self
+            .decoder
+            .decode(&annexb)?
+            .context("PSNR: decoder returned no picture for a packet")?;
+        let mse = plane_mse(&src, &img).with_context(|| {
+            format!(
+                "PSNR: decoded {}x{} but encoded {}x{}",
+                img.width(),
+                img.height(),
+                src.width(),
+                src.height()
+            )
+        })?;
+        for (acc, m) in self.sum_mse.iter_mut().zip(mse) {
+            *acc += m;
+        }
+        self.min_psnr = self
+            .min_psnr
+            .min(psnr_of((4.0 * mse[0] + mse[1] + mse[2]) / 6.0));
+        // RGB: compare the source's area (for odd sizes the decoded picture is one column/row
+        // wider, since 4:2:0 crops in steps of 2).
+        let out = convert::yuv420_to_rgba(&img, self.color);
+        let (dw, sw, sh) = (
+            img.width() as usize,
+            src.width() as usize,
+            src.height() as usize,
+        );
+        let cropped: Vec<u8> = (0..sh)
+            .flat_map(|row| out[row * dw * 4..row * dw * 4 + sw * 4].iter().copied())
+            .collect();
+        let rgb = convert::psnr_rgb(&src_rgba, &cropped);
+        self.sum_rgb_mse += if rgb.is_finite() {
+            255.0f64 * 255.0 / 10f64.powf(rgb / 10.0)
+        } else {
+            0.0
+        };
+        self.count += 1;
+        Ok(())
+    }
+
+    fn result(&self) -> PsnrReport {
+        let n = self.count.max(1) as f64;
+        let [y, u, v] = self.sum_mse.map(|m| m / n);
+        PsnrReport {
+            yuv: [
+                psnr_of(y),
+                psnr_of(u),
+                psnr_of(v),
+                psnr_of((4.0 * y + u + v) / 6.0),
+            ],
+            min: self.min_psnr,
+            rgb: psnr_of(self.sum_rgb_mse / n),
+        }
+    }
+}
+
+/// Everything the encode loop needs.
+pub struct Job<'a> {
+    pub source: Box<dyn FrameSource>,
+    pub config: EncoderConfig,
+    pub output: &'a Path,
+    pub max_frames: Option<u64>,
+    pub psnr: bool,
+    pub progress: bool,
+}
+
+/// Encode `job.source` into `job.output`.
+pub fn encode_to_file(job: Job<'_>) -> Result<Summary, Failure> {
+    let Job {
+        mut source,
+        mut config,
+        output,
+        max_frames,
+        psnr,
+        progress,
+    } = job;
+    let container = Container::from_path(output).code(exit::USAGE)?;
+    config.output = container.packet_format();
+    let mut encoder = Encoder::new(config.clone()).map_err(|e| {
+        let code = encoder_code(&e);
+        Failure {
+            error: e.into(),
+            code,
+        }
+    })?;
+    let mut writer =
+        PacketWriter::create(output, container, config.width, config.height, config.color)
+            .code(exit::OUTPUT)?;
+    let total = match (max_frames, source.frame_count_hint()) {
+        (Some(m), Some(h)) => Some(m.min(h)),
+        (m, h) => m.or(h),
+    };
+    let bar = if progress {
+        let bar = match total {
+            Some(n) => ProgressBar::new(n),
+            None => ProgressBar::new_spinner(),
+        };
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} frames {per_sec} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut check = if psnr {
+        Some(PsnrCheck {
+            decoder: framecast_encode::decode::H264Decoder::new().code(exit::ENCODER)?,
+            color: config.color,
+            pending: VecDeque::new(),
+            sum_mse: [0.0; 3],
+            sum_rgb_mse: 0.0,
+            min_psnr: f64::INFINITY,
+            count: 0,
+        })
+    } else {
+        None
+    };
+    let started = Instant::now();
+    let (mut frames, mut dropped, mut submitted) = (0u64, 0u64, 0u64);
+    let dur = config.frame_duration_ns();
+    let mut handle = |ev: EncoderEvent,
+                      enc: &Encoder,
+                      writer: &mut PacketWriter,
+                      check: &mut Option<PsnrCheck>| {
+        match ev {
+            EncoderEvent::Packet(p) => {
+                writer.write(&p, || enc.avcc()).code(exit::OUTPUT)?;
+                if let Some(c) = check.as_mut() {
+                    c.packet(&p).code(exit::ENCODER)?;
+                }
+                frames += 1;
+                bar.inc(1);
+            }
+            EncoderEvent::Dropped(_) => dropped += 1,
+        }
+        Ok::<(), Failure>(())
+    };
+    while max_frames.is_none_or(|m| submitted < m) {
+        let Some(frame) = source.next_frame().code(exit::INPUT)? else {
+            break;
+        };
+        let view = frame.as_frame();
+        if let Some(c) = check.as_mut() {
+            c.push_source(submitted, &view).code(exit::INPUT)?;
+        }
+        let meta = FrameMeta {
+            token: submitted,
+            pts_ns: submitted as i64 * dur,
+            force_keyframe: false,
+        };
+        loop {
+            let outcome = encoder.send_frame(&view, meta).map_err(|e| {
+                let code = encoder_code(&e);
+                Failure {
+                    error: anyhow::Error::new(e).context(format!("frame {submitted}")),
+                    code,
+                }
+            })?;
+            if outcome != SendOutcome::Busy {
+                break;
+            }
+            if let Some(ev) = encoder.receive_blocking().code(exit::ENCODER)? {
+                handle(ev, &encoder, &mut writer, &mut check)?;
+            }
+        }
+        submitted += 1;
+        while let Some(ev) = encoder.receive().code(exit::ENCODER)? {
+            handle(ev, &encoder, &mut writer, &mut check)?;
+        }
+    }
+    for ev in encoder.flush().code(exit::ENCODER)? {
+        handle(ev, &encoder, &mut writer, &mut check)?;
+    }
+    bar.finish_and_clear();
+    if frames == 0 {
+        return Err(Failure {
+            error: anyhow!("the input has no frames; nothing was written"),
+            code: exit::INPUT,
+        });
+    }
+    let codec = encoder
+        .codec_string()
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    let bytes = writer.finish().code(exit::OUTPUT)?;
+    Ok(Summary {
+        frames,
+        dropped,
+        bytes,
+        seconds: started.elapsed().as_secs_f64(),
+        codec,
+        psnr: check.map(|c| c.result()),
+    })
+}
+
+fn print_summary(s: &Summary, config: &EncoderConfig, output: &Path) {
+    let media_secs = s.frames as f64 / config.fps;
+    let kbps = s.bytes as f64 * 8.0 / media_secs / 1000.0;
+    let mut line = format!(
+        "{} frames {}x{} in {:.2}s ({:.1} fps), {:.0} kb/s, {}, {} -> {}",
+        s.frames,
+        config.width,
+        config.height,
+        s.seconds,
+        s.frames as f64 / s.seconds,
+        kbps,
+        s.codec,
+        config.backend,
+        display_path(output).display()
+    );
+    if s.dropped > 0 {
+        line.push_str(&format!(", {} dropped", s.dropped));
+    }
+    if let Some(p) = &s.psnr {
+        line.push_str(&format!(
+            ", PSNR {:.2} dB (Y {:.2} U {:.2} V {:.2}, worst frame {:.2}; RGB round trip {:.2})",
+            p.yuv[3], p.yuv[0], p.yuv[1], p.yuv[2], p.min, p.rgb
+        ));
+    }
+    println!("{line}");
+}
+
+pub fn run(a: EncodeArgs) -> Result<(), Failure> {
+    let color = color_space(a.color, a.range);
+    let (source, default_frames): (Box<dyn FrameSource>, Option<u64>) = match (&a.pattern, &a.input)
+    {
+        (Some(name), _) => {
+            let kind: PatternKind = name.parse().code(exit::USAGE)?;
+            let (w, h) = a.size.unwrap_or((1280, 720));
+            let fps = a.fps.unwrap_or(30.0);
+            let frames = a.frames.unwrap_or((fps * 10.0).round() as u64);
+            let fps_ratio = ((fps * 1000.0).round() as u32, 1000);
+            (
+                Box::new(
+                    PatternSource::new(kind, w, h, fps_ratio, Some(frames)).code(exit::USAGE)?,
+                ),
+                Some(frames),
+            )
+        }
+        (None, Some(path)) => {
+            let hint = InputHint {
+                format: a
+                    .format
+                    .as_deref()
+                    .map(parse_format)
+                    .transpose()
+                    .code(exit::USAGE)?,
+                size: a.size,
+                fps: a.fps.map(|f| ((f * 1000.0).round() as u32, 1000)),
+            };
+            let src = open_input(path, hint).code(exit::INPUT)?;
+            (src, None)
+        }
+        (None, None) => {
+            return Err(anyhow!("give an input file or --pattern NAME")).code(exit::USAGE)
+        }
+    };
+    let fps = a
+        .fps
+        .or_else(|| source.fps().map(|(n, d)| n as f64 / d.max(1) as f64))
+        .unwrap_or(30.0);
+    let mut config = EncoderConfig::new(source.width(), source.height());
+    config.backend = a.backend.clone();
+    config.fps = fps;
+    config.bitrate = a
+        .bitrate
+        .unwrap_or_else(|| framecast_encode::default_bitrate(config.width, config.height, fps));
+    config.keyframe_interval = a.keyint.unwrap_or((fps * 2.0).round() as u32);
+    config.color = color;
+    config.profile = match a.profile {
+        ProfileArg::Baseline => ProfileHint::ConstrainedBaseline,
+        ProfileArg::Main => ProfileHint::Main,
+        ProfileArg::High => ProfileHint::High,
+    };
+    if let Some(n) = a.pipelined {
+        config.mode = EncodeMode::Pipelined {
+            max_in_flight: n.max(1),
+            policy: BackpressurePolicy::Block,
+        };
+    }
+    let progress = !a.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let summary = encode_to_file(Job {
+        source,
+        config: config.clone(),
+        output: &a.output,
+        max_frames: a.frames.or(default_frames),
+        psnr: a.psnr,
+        progress,
+    })?;
+    print_summary(&summary, &config, &a.output);
+    Ok(())
+}
+
+pub fn demo(a: DemoArgs) -> Result<(), Failure> {
+    let kind: PatternKind = a.scene.parse().code(exit::USAGE)?;
+    let (w, h, fps) = (1280, 720, 30.0);
+    let frames = a.seconds * 30;
+    let source = PatternSource::new(kind, w, h, (30, 1), Some(frames)).code(exit::USAGE)?;
+    let mut config = EncoderConfig::new(w, h);
+    config.fps = fps;
+    println!(
+        "Encoding {} s of the {} scene at {w}x{h}...",
+        a.seconds,
+        kind.name()
+    );
+    let summary = encode_to_file(Job {
+        source: Box::new(source),
+        config: config.clone(),
+        output: &a.output,
+        max_frames: Some(frames),
+        psnr: false,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    })?;
+    print_summary(&summary, &config, &a.output);
+    println!(
+        "Wrote {}. Play it with `ffplay {}` or open it in a browser. (The live browser demo at \
+         http://127.0.0.1:8765 arrives with the streaming server.)",
+        display_path(&a.output).display(),
+        a.output.display()
+    );
+    Ok(())
+}

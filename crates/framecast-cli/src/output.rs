@@ -1,0 +1,133 @@
+//! Output files chosen by extension.
+
+use anyhow::{bail, Context, Result};
+use framecast_core::ColorSpace;
+use framecast_encode::{EncodedPacket, OutputFormat};
+use framecast_io::{H264FileWriter, Mp4Config, Mp4Writer};
+use std::path::{Path, PathBuf};
+
+/// Container of an output path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    /// Annex B elementary stream.
+    H264,
+    /// Fast-start MP4.
+    Mp4,
+}
+
+impl Container {
+    /// Pick by extension.
+    pub fn from_path(path: &Path) -> Result<Self> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        match ext.as_str() {
+            "h264" | "264" | "avc" => Ok(Container::H264),
+            "mp4" | "m4v" => Ok(Container::Mp4),
+            _ => bail!(
+                "output {}: unknown extension {ext:?}; use .h264 (Annex B) or .mp4",
+                path.display()
+            ),
+        }
+    }
+
+    /// The packet format the encoder should produce for this container.
+    pub fn packet_format(self) -> OutputFormat {
+        match self {
+            Container::H264 => OutputFormat::AnnexB,
+            Container::Mp4 => OutputFormat::Avcc,
+        }
+    }
+}
+
+/// Writes packets to a `.h264` or `.mp4`; nothing appears at the path unless `finish` succeeds.
+pub enum PacketWriter {
+    /// `.h264`
+    H264(H264FileWriter),
+    /// `.mp4`
+    Mp4 {
+        /// The writer.
+        writer: Mp4Writer,
+        /// pts of the first packet, so the track starts at 0.
+        first_pts: Option<i64>,
+        /// avcC already set.
+        have_avcc: bool,
+    },
+}
+
+const TIMESCALE: u32 = 90_000;
+
+impl PacketWriter {
+    /// Create the temporary output.
+    pub fn create(
+        path: &Path,
+        container: Container,
+        width: u32,
+        height: u32,
+        color: ColorSpace,
+    ) -> Result<Self> {
+        Ok(match container {
+            Container::H264 => PacketWriter::H264(H264FileWriter::create(path)?),
+            Container::Mp4 => PacketWriter::Mp4 {
+                writer: Mp4Writer::create(
+                    path,
+                    Mp4Config {
+                        width,
+                        height,
+                        timescale: TIMESCALE,
+                        avcc: Vec::new(),
+                        color: Some((
+                            color.primaries_code(),
+                            color.transfer_code(),
+                            color.matrix_code(),
+                            color.full_range(),
+                        )),
+                    },
+                )?,
+                first_pts: None,
+                have_avcc: false,
+            },
+        })
+    }
+
+    /// Append one packet; `avcc` is the encoder's current avcC (needed once for MP4).
+    pub fn write(
+        &mut self,
+        p: &EncodedPacket,
+        avcc: impl FnOnce() -> Option<Vec<u8>>,
+    ) -> Result<()> {
+        match self {
+            PacketWriter::H264(w) => w.write_packet(&p.data)?,
+            PacketWriter::Mp4 {
+                writer,
+                first_pts,
+                have_avcc,
+            } => {
+                if !*have_avcc {
+                    writer.set_avcc(avcc().context("encoder produced no avcC record")?)?;
+                    *have_avcc = true;
+                }
+                let first = *first_pts.get_or_insert(p.pts_ns);
+                let ticks = |ns: i64| ((ns as i128 * TIMESCALE as i128) / 1_000_000_000) as u64;
+                let duration = ticks(p.duration_ns).max(1) as u32;
+                writer.write_sample(&p.data, ticks(p.pts_ns - first), duration, p.keyframe)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commit the file; returns its size in bytes.
+    pub fn finish(self) -> Result<u64> {
+        Ok(match self {
+            PacketWriter::H264(w) => w.finish()?,
+            PacketWriter::Mp4 { writer, .. } => writer.finish()?.bytes,
+        })
+    }
+}
+
+/// `path` made absolute for messages.
+pub fn display_path(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}

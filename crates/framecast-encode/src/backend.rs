@@ -1,0 +1,103 @@
+//! The low-level contract a backend implements. Callers use [`crate::Encoder`], which wraps a
+//! backend with conversion, keyframe scheduling, pipelining and the H.264 normaliser, so a
+//! backend only moves pictures in and access units out.
+
+use crate::{EncodeError, EncoderConfig};
+use framecast_core::{Yuv420Image, YuvLayout};
+
+/// One picture handed to a backend.
+#[derive(Debug)]
+pub struct BackendFrame<'a> {
+    /// The picture, already converted, in the backend's [`BackendEncoder::input_layout`],
+    /// coded at even size. Backends that keep it beyond `encode` must copy it.
+    pub image: &'a Yuv420Image,
+    /// Token to return with the access unit.
+    pub token: u64,
+    /// Presentation time in nanoseconds.
+    pub pts_ns: i64,
+    /// The access unit must be an IDR.
+    pub force_keyframe: bool,
+}
+
+/// Byte format of a backend's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawFormat {
+    /// Start-code delimited.
+    AnnexB,
+    /// Length-prefixed with `length_size`-byte lengths (1, 2 or 4).
+    Avcc {
+        /// Size of each length prefix.
+        length_size: u8,
+    },
+}
+
+/// One access unit as a backend produced it; the normaliser turns it into an
+/// [`crate::EncodedPacket`].
+#[derive(Debug, Clone)]
+pub struct RawAccessUnit {
+    /// Token of the frame it encodes.
+    pub token: u64,
+    /// NAL units.
+    pub data: Vec<u8>,
+    /// Their format.
+    pub format: RawFormat,
+    /// Out-of-band parameter sets (SPS, PPS NAL units), e.g. from a VideoToolbox format
+    /// description; `None` when they are in band.
+    pub parameter_sets: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// A backend encoder instance.
+///
+/// Contract: access units come out in submission order with the submitted tokens; a frame
+/// submitted with `force_keyframe` yields an IDR; no B-frames. Synchronous backends make the
+/// access unit available from `poll` as soon as `encode` returns.
+pub trait BackendEncoder: Send {
+    /// Registry name.
+    fn name(&self) -> &'static str;
+    /// The YUV layout `encode` expects.
+    fn input_layout(&self) -> YuvLayout;
+    /// Submit one picture.
+    fn encode(&mut self, frame: BackendFrame<'_>) -> Result<(), EncodeError>;
+    /// The next finished access unit, if any (never blocks).
+    fn poll(&mut self) -> Result<Option<RawAccessUnit>, EncodeError>;
+    /// Finish every submitted frame; afterwards `poll` drains the rest.
+    fn finish(&mut self) -> Result<(), EncodeError>;
+}
+
+/// Is a backend usable on this machine?
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Availability {
+    /// Usable; the detail says what was found (library version, assembly on/off...).
+    Available {
+        /// What was found.
+        detail: String,
+    },
+    /// Not usable, and why (with what to do about it where there is something).
+    Unavailable {
+        /// Why not.
+        reason: String,
+    },
+}
+
+/// A backend in the registry.
+#[derive(Clone, Copy)]
+pub struct BackendDescriptor {
+    /// Name used in configs and on the command line.
+    pub name: &'static str,
+    /// One line for `framecast doctor`.
+    pub description: &'static str,
+    /// Hardware encoder?
+    pub hardware: bool,
+    /// Probe this machine (may open a real session; cheap enough for `doctor`).
+    pub probe: fn() -> Availability,
+    /// Create an instance for a validated config.
+    pub create: fn(&EncoderConfig) -> Result<Box<dyn BackendEncoder>, EncodeError>,
+}
+
+impl std::fmt::Debug for BackendDescriptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendDescriptor")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}

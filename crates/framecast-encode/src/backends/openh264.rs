@@ -1,0 +1,187 @@
+//! OpenH264 (Cisco), built from source by the `openh264` crate. The default backend: software,
+//! everywhere, real-time camera mode, no B-frames.
+
+use crate::backend::{
+    Availability, BackendDescriptor, BackendEncoder, BackendFrame, RawAccessUnit, RawFormat,
+};
+use crate::{EncodeError, EncoderConfig, ProfileHint, RateControl};
+use framecast_core::{Yuv420Image, YuvLayout};
+use openh264::encoder::{
+    BitRate, Complexity, Encoder as OhEncoder, EncoderConfig as OhConfig, FrameRate, FrameType,
+    IntraFramePeriod, Profile, QpRange, RateControlMode, SpsPpsStrategy, UsageType,
+};
+use openh264::formats::YUVSource;
+use openh264::{OpenH264API, Timestamp};
+use std::collections::VecDeque;
+
+const NAME: &str = "openh264";
+
+/// Whether the OpenH264 build has its x86 assembly, as found by build.rs.
+pub const ASSEMBLY: &str = env!("FRAMECAST_OPENH264_ASM");
+
+/// The registry entry.
+pub const DESCRIPTOR: BackendDescriptor = BackendDescriptor {
+    name: NAME,
+    description: "Cisco OpenH264, software, built from source (default)",
+    hardware: false,
+    probe,
+    create,
+};
+
+fn probe() -> Availability {
+    match OhEncoder::with_api_config(OpenH264API::from_source(), OhConfig::new()) {
+        Ok(_) => Availability::Available {
+            detail: format!("OpenH264 {}; assembly: {ASSEMBLY}", openh264_version()),
+        },
+        Err(e) => Availability::Unavailable {
+            reason: format!("OpenH264 failed to initialise: {e}"),
+        },
+    }
+}
+
+fn openh264_version() -> &'static str {
+    "2.6 (bundled)"
+}
+
+/// Threads for one encoder: OpenH264 splits the picture into one slice per thread, which
+/// costs a little compression and buys speed only on large pictures.
+fn threads_for(requested: u32, width: u32, height: u32) -> u16 {
+    if requested > 0 {
+        return requested.min(16) as u16;
+    }
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if (width as u64 * height as u64) >= 1920 * 1080 {
+        cores.min(4) as u16
+    } else {
+        1
+    }
+}
+
+fn create(config: &EncoderConfig) -> Result<Box<dyn BackendEncoder>, EncodeError> {
+    let err = |e: openh264::Error| EncodeError::Backend {
+        backend: NAME,
+        message: e.to_string(),
+    };
+    let cw = config.width.div_ceil(2) * 2;
+    let ch = config.height.div_ceil(2) * 2;
+    if cw.max(ch) > 3840 || cw.min(ch) > 2160 {
+        return Err(EncodeError::InvalidConfig(format!(
+            "{}x{} is larger than OpenH264 supports (3840x2160, or 2160x3840 portrait)",
+            config.width, config.height
+        )));
+    }
+    let profile = match config.profile {
+        ProfileHint::ConstrainedBaseline => Profile::Baseline,
+        ProfileHint::Main => Profile::Main,
+        ProfileHint::High => Profile::High,
+    };
+    let mut oh = OhConfig::new()
+        .usage_type(UsageType::CameraVideoRealTime)
+        .max_frame_rate(FrameRate::from_hz(config.fps as f32))
+        .bitrate(BitRate::from_bps(config.bitrate))
+        // Every submitted frame must produce an access unit (1-in-1-out, token attribution).
+        .skip_frames(false)
+        // Keyframes are decided by the shared scheduler, so cadence is identical across backends.
+        .scene_change_detect(false)
+        .intra_frame_period(IntraFramePeriod::from_num_frames(0))
+        .sps_pps_strategy(SpsPpsStrategy::ConstantId)
+        .complexity(Complexity::Low)
+        .profile(profile)
+        .num_threads(threads_for(config.threads, config.width, config.height));
+    oh = match config.rate_control {
+        RateControl::Bitrate => oh.rate_control_mode(RateControlMode::Bitrate),
+        RateControl::ConstantQp(qp) => oh
+            .rate_control_mode(RateControlMode::Off)
+            .qp(QpRange::new(qp, qp)),
+    };
+    let encoder = OhEncoder::with_api_config(OpenH264API::from_source(), oh).map_err(err)?;
+    Ok(Box::new(OpenH264Backend {
+        encoder,
+        ready: VecDeque::with_capacity(1),
+    }))
+}
+
+struct OpenH264Backend {
+    encoder: OhEncoder,
+    ready: VecDeque<RawAccessUnit>,
+}
+
+/// Borrowed I420 planes in the shape the `openh264` crate reads.
+struct I420View<'a>(&'a Yuv420Image);
+
+impl YUVSource for I420View<'_> {
+    fn dimensions(&self) -> (usize, usize) {
+        (
+            self.0.coded_width() as usize,
+            self.0.coded_height() as usize,
+        )
+    }
+    fn strides(&self) -> (usize, usize, usize) {
+        let c = self.0.chroma_stride();
+        (self.0.y_stride(), c, c)
+    }
+    fn y(&self) -> &[u8] {
+        self.0.y()
+    }
+    fn u(&self) -> &[u8] {
+        self.0.u()
+    }
+    fn v(&self) -> &[u8] {
+        self.0.v()
+    }
+}
+
+impl BackendEncoder for OpenH264Backend {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn input_layout(&self) -> YuvLayout {
+        YuvLayout::I420
+    }
+
+    fn encode(&mut self, frame: BackendFrame<'_>) -> Result<(), EncodeError> {
+        if frame.force_keyframe {
+            self.encoder.force_intra_frame();
+        }
+        let ts = Timestamp::from_millis((frame.pts_ns.max(0) / 1_000_000) as u64);
+        let bitstream = self
+            .encoder
+            .encode_at(&I420View(frame.image), ts)
+            .map_err(|e| EncodeError::Backend {
+                backend: NAME,
+                message: e.to_string(),
+            })?;
+        match bitstream.frame_type() {
+            FrameType::Skip | FrameType::Invalid => {
+                return Err(EncodeError::Contract {
+                    backend: NAME,
+                    message: format!(
+                        "frame with token {} produced no picture ({:?})",
+                        frame.token,
+                        bitstream.frame_type()
+                    ),
+                })
+            }
+            _ => {}
+        }
+        self.ready.push_back(RawAccessUnit {
+            token: frame.token,
+            data: bitstream.to_vec(),
+            format: RawFormat::AnnexB,
+            parameter_sets: None,
+        });
+        Ok(())
+    }
+
+    fn poll(&mut self) -> Result<Option<RawAccessUnit>, EncodeError> {
+        Ok(self.ready.pop_front())
+    }
+
+    fn finish(&mut self) -> Result<(), EncodeError> {
+        // OpenH264 is synchronous: nothing is held back.
+        Ok(())
+    }
+}

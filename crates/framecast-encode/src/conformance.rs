@@ -1,0 +1,479 @@
+//! The conformance suite every backend must pass, whatever its platform.
+//!
+//! Run it against a backend with [`run`]; each [`Check`] encodes synthetic moving frames and
+//! verifies one invariant of the encoder contract by parsing the packets (never by trusting the
+//! encoder's own flags). `cargo test -p framecast-encode --test conformance` runs it over every
+//! compiled-in backend, synchronous and pipelined; on a Mac the same test covers VideoToolbox.
+
+use crate::{
+    EncodeError, EncodeMode, EncodedPacket, Encoder, EncoderConfig, EncoderEvent, FrameMeta,
+    OutputFormat, SendOutcome,
+};
+use framecast_core::{ColorSpace, Frame, Matrix, Range};
+use framecast_h264::codec::codec_string;
+use framecast_h264::nal::{annexb_nals, avcc_nals, nal_type, NalType};
+use framecast_h264::sps::parse_sps;
+
+/// Outcome of one check.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// What was checked.
+    pub name: &'static str,
+    /// `Err` holds what was wrong.
+    pub result: Result<(), String>,
+}
+
+/// Synthetic RGBA frame `index` of `w x h`: a gradient with a moving square, so that encoders see
+/// both texture and motion.
+pub fn synthetic_frame(w: u32, h: u32, index: u64) -> Vec<u8> {
+    let mut buf = vec![0u8; (w * h * 4) as usize];
+    let t = index as u32;
+    let (sx, sy) = ((t * 7) % w.max(1), (t * 3) % h.max(1));
+    for y in 0..h {
+        for x in 0..w {
+            let i = ((y * w + x) * 4) as usize;
+            let inside = x >= sx && x < sx + w / 5 + 1 && y >= sy && y < sy + h / 5 + 1;
+            buf[i] = if inside {
+                240
+            } else {
+                (x * 255 / w.max(1)) as u8
+            };
+            buf[i + 1] = if inside {
+                40
+            } else {
+                (y * 255 / h.max(1)) as u8
+            };
+            buf[i + 2] = ((x + y + t * 4) % 256) as u8;
+            buf[i + 3] = 255;
+        }
+    }
+    buf
+}
+
+fn nals_of(p: &EncodedPacket) -> Result<Vec<&[u8]>, String> {
+    match p.format {
+        OutputFormat::AnnexB => Ok(annexb_nals(&p.data).collect()),
+        OutputFormat::Avcc => avcc_nals(&p.data, 4)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string()),
+    }
+}
+
+fn types_of(p: &EncodedPacket) -> Result<Vec<NalType>, String> {
+    Ok(nals_of(p)?.iter().filter_map(|n| nal_type(n)).collect())
+}
+
+/// Encode `frames` synthetic frames; `force` lists frame indices to force as IDRs. Returns
+/// every event in order.
+fn encode(
+    config: &EncoderConfig,
+    frames: u64,
+    force: &[u64],
+) -> Result<(Vec<EncoderEvent>, Encoder), EncodeError> {
+    let mut enc = Encoder::new(config.clone())?;
+    let mut events = Vec::new();
+    let dur = config.frame_duration_ns();
+    for i in 0..frames {
+        let rgba = synthetic_frame(config.width, config.height, i);
+        let frame = Frame::rgba8(
+            &rgba,
+            config.width,
+            config.height,
+            config.width as usize * 4,
+        )?;
+        let meta = FrameMeta {
+            token: 0xF00D_0000 + i * 3,
+            pts_ns: 1_000 + i as i64 * dur,
+            force_keyframe: force.contains(&i),
+        };
+        loop {
+            match enc.send_frame(&frame, meta)? {
+                SendOutcome::Busy => {
+                    // FailFast: wait for room by draining what is ready.
+                    if let Some(ev) = enc.receive_blocking()? {
+                        events.push(ev);
+                    }
+                }
+                _ => break,
+            }
+        }
+        while let Some(ev) = enc.receive()? {
+            events.push(ev);
+        }
+    }
+    events.extend(enc.flush()?);
+    Ok((events, enc))
+}
+
+fn packets(events: &[EncoderEvent]) -> Vec<&EncodedPacket> {
+    events
+        .iter()
+        .filter_map(|e| {
+            if let EncoderEvent::Packet(p) = e {
+                Some(p)
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn base_config(backend: &str, mode: EncodeMode, w: u32, h: u32) -> EncoderConfig {
+    let mut c = EncoderConfig::new(w, h);
+    c.backend = backend.to_string();
+    c.mode = mode;
+    c.keyframe_interval = 30;
+    c
+}
+
+/// Expected IDR frame indices for `frames` frames with `interval` and forced frames, all
+/// frames encoded.
+pub fn expected_keyframes(frames: u64, interval: u32, forced: &[u64]) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut since: Option<u64> = None;
+    for i in 0..frames {
+        let idr = match since {
+            None => true,
+            Some(n) => forced.contains(&i) || (interval > 0 && n >= interval as u64),
+        };
+        if idr {
+            out.push(i);
+            since = Some(1);
+        } else {
+            since = since.map(|n| n + 1);
+        }
+    }
+    out
+}
+
+fn check_stream(config: &EncoderConfig, frames: u64, force: &[u64]) -> Result<(), String> {
+    let (events, enc) = encode(config, frames, force).map_err(|e| e.to_string())?;
+    let pk = packets(&events);
+    let dropped = events.len() - pk.len();
+    if dropped != 0 {
+        return Err(format!("{dropped} frames dropped under a blocking policy"));
+    }
+    if pk.len() as u64 != frames {
+        return Err(format!("{} packets for {} frames", pk.len(), frames));
+    }
+    // Order, tokens, timestamps.
+    let dur = config.frame_duration_ns();
+    for (i, p) in pk.iter().enumerate() {
+        let i = i as u64;
+        if p.token != 0xF00D_0000 + i * 3 {
+            return Err(format!(
+                "packet {i} carries token {:#x}, expected {:#x}",
+                p.token,
+                0xF00D_0000 + i * 3
+            ));
+        }
+        if p.pts_ns != 1_000 + i as i64 * dur || p.dts_ns != p.pts_ns {
+            return Err(format!(
+                "packet {i}: pts {} dts {} (expected both {})",
+                p.pts_ns,
+                p.dts_ns,
+                1_000 + i as i64 * dur
+            ));
+        }
+        if p.frame_index != i {
+            return Err(format!("packet {i} has frame_index {}", p.frame_index));
+        }
+        if p.format != config.output {
+            return Err(format!(
+                "packet {i} is {:?}, configured {:?}",
+                p.format, config.output
+            ));
+        }
+    }
+    // First packet: SPS, PPS, then IDR; SPS/PPS before every IDR; keyflag == IDR present.
+    let mut keyframes = Vec::new();
+    for (i, p) in pk.iter().enumerate() {
+        let types = types_of(p)?;
+        let idr = types.contains(&NalType::IdrSlice);
+        if idr != p.keyframe {
+            return Err(format!(
+                "packet {i}: keyframe flag {} but IDR slice present = {idr}",
+                p.keyframe
+            ));
+        }
+        if idr {
+            keyframes.push(i as u64);
+            let sps = types.iter().position(|t| *t == NalType::Sps);
+            let pps = types.iter().position(|t| *t == NalType::Pps);
+            let first_idr = types
+                .iter()
+                .position(|t| *t == NalType::IdrSlice)
+                .unwrap_or(0);
+            match (sps, pps) {
+                (Some(s), Some(q)) if s < q && q < first_idr => {}
+                _ => {
+                    return Err(format!(
+                        "packet {i}: IDR without SPS then PPS in front of it (NAL types {types:?})"
+                    ))
+                }
+            }
+        }
+        if i == 0 && !idr {
+            return Err(format!("first packet is not an IDR (NAL types {types:?})"));
+        }
+        if types
+            .iter()
+            .any(|t| matches!(t, NalType::NonIdrSlice | NalType::IdrSlice))
+            && types.contains(&NalType::Aud)
+        {
+            return Err(format!("packet {i} carries an access unit delimiter"));
+        }
+    }
+    let expected = expected_keyframes(frames, config.keyframe_interval, force);
+    if keyframes != expected {
+        return Err(format!("keyframes at {keyframes:?}, expected {expected:?}"));
+    }
+    // SPS: VUI, colour, size, codec string.
+    for (i, p) in pk.iter().enumerate().filter(|(_, p)| p.keyframe) {
+        let nals = nals_of(p)?;
+        let sps_nal = nals
+            .iter()
+            .find(|n| nal_type(n) == Some(NalType::Sps))
+            .expect("checked above");
+        let sps = parse_sps(sps_nal).map_err(|e| format!("packet {i}: SPS does not parse: {e}"))?;
+        let vui = sps
+            .vui
+            .as_ref()
+            .ok_or(format!("packet {i}: SPS has no VUI"))?;
+        let br = vui
+            .bitstream_restriction
+            .as_ref()
+            .ok_or(format!("packet {i}: VUI has no bitstream_restriction"))?;
+        if br.max_num_reorder_frames != 0 {
+            return Err(format!(
+                "packet {i}: max_num_reorder_frames = {}",
+                br.max_num_reorder_frames
+            ));
+        }
+        if br.max_dec_frame_buffering != sps.max_num_ref_frames.max(1)
+            && br.max_dec_frame_buffering != sps.max_num_ref_frames
+        {
+            return Err(format!(
+                "packet {i}: max_dec_frame_buffering {} but max_num_ref_frames {}",
+                br.max_dec_frame_buffering, sps.max_num_ref_frames
+            ));
+        }
+        let cs = config.color;
+        let colour = vui
+            .colour
+            .as_ref()
+            .ok_or(format!("packet {i}: VUI has no colour description"))?;
+        let got = (
+            vui.video_full_range_flag,
+            colour.colour_primaries,
+            colour.transfer_characteristics,
+            colour.matrix_coefficients,
+        );
+        let want = (
+            cs.full_range(),
+            cs.primaries_code(),
+            cs.transfer_code(),
+            cs.matrix_code(),
+        );
+        if got != want {
+            return Err(format!(
+                "packet {i}: VUI colour (full, prim, trc, matrix) = {got:?}, expected {want:?}"
+            ));
+        }
+        let want_size = (config.width.div_ceil(2) * 2, config.height.div_ceil(2) * 2);
+        if (sps.width, sps.height) != want_size {
+            return Err(format!(
+                "packet {i}: SPS crops to {}x{}, expected {}x{}",
+                sps.width, sps.height, want_size.0, want_size.1
+            ));
+        }
+        let from_bytes = format!(
+            "avc1.{:02X}{:02X}{:02X}",
+            sps_nal[1], sps_nal[2], sps_nal[3]
+        );
+        let parsed = codec_string(sps_nal).map_err(|e| e.to_string())?;
+        if *p.codec != *from_bytes || parsed != from_bytes {
+            return Err(format!(
+                "packet {i}: codec string {} but SPS bytes say {from_bytes} (parser: {parsed})",
+                p.codec
+            ));
+        }
+    }
+    if config.output == OutputFormat::Avcc {
+        let avcc = enc.avcc().ok_or("AVCC output but no avcC record")?;
+        let rec = framecast_h264::avcc::AvcDecoderConfig::parse(&avcc)
+            .map_err(|e| format!("avcC does not parse: {e}"))?;
+        let last_key = pk.iter().rev().find(|p| p.keyframe).expect("first is key");
+        let nals = nals_of(last_key)?;
+        let sps = nals
+            .iter()
+            .find(|n| nal_type(n) == Some(NalType::Sps))
+            .expect("checked");
+        if rec.sps.first().map(|s| s.as_slice()) != Some(*sps) {
+            return Err("avcC SPS differs from the in-band SPS".into());
+        }
+    }
+    #[cfg(feature = "openh264")]
+    {
+        let mut dec = crate::decode::H264Decoder::new().map_err(|e| e.to_string())?;
+        let mut decoded = 0;
+        for p in &pk {
+            let annexb = match p.format {
+                OutputFormat::AnnexB => p.data.to_vec(),
+                OutputFormat::Avcc => {
+                    framecast_h264::nal::avcc_to_annexb(&p.data, 4).map_err(|e| e.to_string())?
+                }
+            };
+            if let Some(img) = dec
+                .decode(&annexb)
+                .map_err(|e| format!("decoding packet {decoded}: {e}"))?
+            {
+                let want = (config.width.div_ceil(2) * 2, config.height.div_ceil(2) * 2);
+                if (img.width(), img.height()) != want {
+                    return Err(format!(
+                        "decoded {}x{}, expected {}x{}",
+                        img.width(),
+                        img.height(),
+                        want.0,
+                        want.1
+                    ));
+                }
+                decoded += 1;
+            }
+        }
+        decoded += dec.flush().map_err(|e| e.to_string())?.len();
+        if decoded as u64 != frames {
+            return Err(format!(
+                "OpenH264 decoded {decoded} pictures from {frames} packets (1-in-1-out broken)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every submitted frame comes out exactly once, as a packet or a drop report, under a
+/// dropping policy with a small in-flight limit.
+fn check_accounting(config: &EncoderConfig) -> Result<(), String> {
+    let frames = 40;
+    let (events, _) = encode(config, frames, &[5]).map_err(|e| e.to_string())?;
+    let mut seen: Vec<u64> = events
+        .iter()
+        .map(|e| match e {
+            EncoderEvent::Packet(p) => p.token,
+            EncoderEvent::Dropped(d) => d.token,
+        })
+        .collect();
+    let in_order = seen.windows(2).all(|w| w[0] < w[1]);
+    seen.sort_unstable();
+    seen.dedup();
+    if seen.len() as u64 != frames || events.len() as u64 != frames {
+        return Err(format!(
+            "{} events for {frames} frames ({} distinct tokens)",
+            events.len(),
+            seen.len()
+        ));
+    }
+    let pk = packets(&events);
+    if !pk.first().is_some_and(|p| p.keyframe) {
+        return Err("first packet after drops is not an IDR".into());
+    }
+    if !in_order {
+        return Err("events are not in submission order".into());
+    }
+    // A forced keyframe that was dropped must move to the next encoded frame.
+    let forced_token = 0xF00D_0000 + 5 * 3;
+    let dropped_forced = events
+        .iter()
+        .any(|e| matches!(e, EncoderEvent::Dropped(d) if d.token == forced_token));
+    if dropped_forced {
+        let next = pk
+            .iter()
+            .find(|p| p.token > forced_token)
+            .ok_or("nothing encoded after the forced frame")?;
+        if !next.keyframe {
+            return Err(
+                "forced keyframe was dropped and the next encoded frame is not an IDR".into(),
+            );
+        }
+    } else if !pk.iter().any(|p| p.token == forced_token && p.keyframe) {
+        return Err("forced frame was encoded but is not an IDR".into());
+    }
+    Ok(())
+}
+
+/// Run the whole suite against `backend` in `mode`.
+pub fn run(backend: &str, mode: EncodeMode) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let mut add = |name, result| checks.push(Check { name, result });
+
+    let c = base_config(backend, mode, 320, 240);
+    add("stream invariants: IDR first, SPS/PPS on every IDR, order, tokens, pts==dts, VUI, codec string, decodes 1-in-1-out", check_stream(&c, 45, &[]));
+
+    let mut c = base_config(backend, mode, 320, 240);
+    c.keyframe_interval = 10;
+    add(
+        "keyframe cadence equals the interval (10)",
+        check_stream(&c, 35, &[]),
+    );
+
+    let c = base_config(backend, mode, 320, 240);
+    add(
+        "forced keyframes land on exactly those frames and restart the cadence",
+        check_stream(&c, 50, &[7, 8, 23]),
+    );
+
+    let mut c = base_config(backend, mode, 320, 240);
+    c.keyframe_interval = 0;
+    add(
+        "interval 0: only the first and forced frames are IDRs",
+        check_stream(&c, 40, &[31]),
+    );
+
+    let mut c = base_config(backend, mode, 320, 240);
+    c.color = ColorSpace::new(Matrix::Bt601, Range::Full);
+    add(
+        "VUI carries BT.601 full-range colour when configured",
+        check_stream(&c, 5, &[]),
+    );
+
+    let mut c = base_config(backend, mode, 320, 240);
+    c.output = OutputFormat::Avcc;
+    add(
+        "AVCC output: length-prefixed packets, avcC matches the in-band SPS",
+        check_stream(&c, 12, &[4]),
+    );
+
+    let c = base_config(backend, mode, 33, 17);
+    add(
+        "odd size 33x17 is accepted, padded and cropped",
+        check_stream(&c, 6, &[]),
+    );
+
+    let c = base_config(backend, mode, 1280, 720);
+    add("720p stream", check_stream(&c, 8, &[3]));
+
+    if let EncodeMode::Pipelined { .. } = mode {
+        for policy in [
+            crate::BackpressurePolicy::DropOld,
+            crate::BackpressurePolicy::DropNew,
+            crate::BackpressurePolicy::FailFast,
+        ] {
+            let c = base_config(
+                backend,
+                EncodeMode::Pipelined {
+                    max_in_flight: 1,
+                    policy,
+                },
+                640,
+                360,
+            );
+            let name = match policy {
+                crate::BackpressurePolicy::DropOld => "DropOld: every frame is encoded or reported dropped, in order; forced IDR survives",
+                crate::BackpressurePolicy::DropNew => "DropNew: every frame is encoded or reported dropped, in order; forced IDR survives",
+                _ => "FailFast: Busy leaves the frame with the caller; nothing is lost",
+            };
+            add(name, check_accounting(&c));
+        }
+    }
+    checks
+}

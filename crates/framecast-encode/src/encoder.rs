@@ -1,0 +1,677 @@
+//! [`Encoder`]: one backend wrapped with conversion, keyframe scheduling, token attribution,
+//! the H.264 normaliser and (optionally) a pipelining worker with backpressure.
+
+use crate::backend::{BackendEncoder, BackendFrame};
+use crate::normalize::Normalizer;
+use crate::{
+    registry, BackpressurePolicy, DropReason, DroppedFrame, EncodeError, EncodeMode, EncodedPacket,
+    EncoderConfig, EncoderEvent, PacketTimings, SendOutcome,
+};
+use bytes::Bytes;
+use framecast_core::{convert, Frame, FrameError, Yuv420Image, YuvLayout};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// Per-frame metadata passed to [`Encoder::send_frame`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FrameMeta {
+    /// Caller token, returned in the packet (or drop report) of this frame.
+    pub token: u64,
+    /// Presentation time in nanoseconds.
+    pub pts_ns: i64,
+    /// Encode this frame as an IDR (if the frame is dropped, the next encoded frame is).
+    pub force_keyframe: bool,
+}
+
+/// Decides which frames are IDRs: the first, forced ones, and every `interval` frames since
+/// the last IDR.
+#[derive(Debug, Clone)]
+struct KeyframeScheduler {
+    interval: u32,
+    since_idr: Option<u32>,
+}
+
+impl KeyframeScheduler {
+    fn decide(&mut self, forced: bool) -> bool {
+        match self.since_idr {
+            None => true,
+            Some(n) => forced || (self.interval > 0 && n >= self.interval),
+        }
+    }
+    fn record(&mut self, keyframe: bool) {
+        self.since_idr = Some(if keyframe {
+            1
+        } else {
+            self.since_idr.unwrap_or(0) + 1
+        });
+    }
+}
+
+/// A frame submitted to the backend, waiting for its access unit.
+#[derive(Debug, Clone, Copy)]
+struct InBackend {
+    token: u64,
+    pts_ns: i64,
+    forced_idr: bool,
+    convert_ms: f64,
+    queue_ms: f64,
+    submitted: Instant,
+}
+
+/// A converted frame ready for the backend.
+struct Job {
+    image: Yuv420Image,
+    meta: FrameMeta,
+    convert_ms: f64,
+    converted_at: Instant,
+}
+
+/// The part that talks to the backend; lives on the encoding thread.
+struct Core {
+    backend: Box<dyn BackendEncoder>,
+    normalizer: Normalizer,
+    scheduler: KeyframeScheduler,
+    in_backend: VecDeque<InBackend>,
+    duration_ns: i64,
+    format: crate::OutputFormat,
+    frames_out: u64,
+    stream: Arc<Mutex<StreamInfo>>,
+}
+
+/// What is known about the stream so far, shared with the caller's thread.
+#[derive(Debug, Default, Clone)]
+struct StreamInfo {
+    codec: Option<Arc<str>>,
+    avcc: Option<Vec<u8>>,
+}
+
+impl Core {
+    fn encode(&mut self, job: &Job, out: &mut Vec<EncoderEvent>) -> Result<(), EncodeError> {
+        let force = self.scheduler.decide(job.meta.force_keyframe);
+        // The backend learns which frames are IDRs from us, so the cadence is the same for every
+        // backend; record optimistically, corrected by what actually comes out.
+        self.scheduler.record(force);
+        let submitted = Instant::now();
+        self.in_backend.push_back(InBackend {
+            token: job.meta.token,
+            pts_ns: job.meta.pts_ns,
+            forced_idr: force,
+            convert_ms: job.convert_ms,
+            queue_ms: submitted.duration_since(job.converted_at).as_secs_f64() * 1e3,
+            submitted,
+        });
+        self.backend.encode(BackendFrame {
+            image: &job.image,
+            token: job.meta.token,
+            pts_ns: job.meta.pts_ns,
+            force_keyframe: force,
+        })?;
+        self.drain(out)
+    }
+
+    fn drain(&mut self, out: &mut Vec<EncoderEvent>) -> Result<(), EncodeError> {
+        while let Some(au) = self.backend.poll()? {
+            let done = Instant::now();
+            let name = self.backend.name();
+            let Some(expected) = self.in_backend.pop_front() else {
+                return Err(EncodeError::Contract {
+                    backend: name,
+                    message: format!(
+                        "access unit for token {} that was never submitted",
+                        au.token
+                    ),
+                });
+            };
+            if expected.token != au.token {
+                return Err(EncodeError::Contract {
+                    backend: name,
+                    message: format!(
+                        "output order differs from input order: expected token {}, got {}",
+                        expected.token, au.token
+                    ),
+                });
+            }
+            let unit = self.normalizer.process(&au)?;
+            if expected.forced_idr && !unit.keyframe {
+                return Err(EncodeError::Contract {
+                    backend: name,
+                    message: format!(
+                        "frame with token {} was asked to be an IDR and is not",
+                        au.token
+                    ),
+                });
+            }
+            if unit.keyframe && !expected.forced_idr {
+                // An IDR the backend chose itself (e.g. a scene cut): restart the cadence there.
+                self.scheduler.record(true);
+            }
+            if unit.keyframe
+                || self
+                    .stream
+                    .lock()
+                    .map(|s| s.codec.is_none())
+                    .unwrap_or(false)
+            {
+                let mut info = self.stream.lock().unwrap_or_else(|e| e.into_inner());
+                info.codec = self.normalizer.codec();
+                info.avcc = self.normalizer.avcc();
+            }
+            out.push(EncoderEvent::Packet(EncodedPacket {
+                data: Bytes::from(unit.data),
+                format: self.format,
+                pts_ns: expected.pts_ns,
+                dts_ns: expected.pts_ns,
+                duration_ns: self.duration_ns,
+                keyframe: unit.keyframe,
+                token: au.token,
+                frame_index: self.frames_out,
+                codec: unit.codec,
+                timings: PacketTimings {
+                    convert_ms: expected.convert_ms,
+                    encode_ms: done.duration_since(expected.submitted).as_secs_f64() * 1e3,
+                    queue_ms: expected.queue_ms,
+                },
+            }));
+            self.frames_out += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<EncoderEvent>) -> Result<(), EncodeError> {
+        self.backend.finish()?;
+        self.drain(out)?;
+        if let Some(lost) = self.in_backend.front() {
+            return Err(EncodeError::Contract {
+                backend: self.backend.name(),
+                message: format!(
+                    "finished without returning the frame with token {}",
+                    lost.token
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Shared state between the caller and the pipelining worker.
+struct PipeState {
+    queue: VecDeque<Job>,
+    /// Frames taken by the worker and not yet reported, or reserved by a caller converting.
+    busy: usize,
+    /// Frames the backend holds without having returned their access unit (asynchronous
+    /// backends only).
+    in_backend: usize,
+    events: VecDeque<EncoderEvent>,
+    pool: Vec<Yuv420Image>,
+    /// A keyframe request inherited from a dropped frame.
+    pending_force: bool,
+    flush_requested: bool,
+    flushed: bool,
+    shutdown: bool,
+    error: Option<EncodeError>,
+}
+
+struct Pipe {
+    state: Mutex<PipeState>,
+    changed: Condvar,
+}
+
+impl Pipe {
+    fn lock(&self) -> MutexGuard<'_, PipeState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+enum Mode {
+    Sync {
+        core: Box<Core>,
+        image: Yuv420Image,
+        events: VecDeque<EncoderEvent>,
+        closed: bool,
+    },
+    Pipelined {
+        pipe: Arc<Pipe>,
+        worker: Option<JoinHandle<()>>,
+        max_in_flight: usize,
+        policy: BackpressurePolicy,
+    },
+}
+
+/// An H.264 encoder: frames in, [`EncodedPacket`]s out, whatever the backend.
+///
+/// ```no_run
+/// use framecast_core::Frame;
+/// use framecast_encode::{Encoder, EncoderConfig, EncoderEvent, FrameMeta};
+///
+/// let mut enc = Encoder::new(EncoderConfig::new(640, 360))?;
+/// let rgba = vec![0u8; 640 * 360 * 4];
+/// let frame = Frame::rgba8(&rgba, 640, 360, 640 * 4)?;
+/// let _ = enc.send_frame(&frame, FrameMeta { token: 0, pts_ns: 0, force_keyframe: false })?;
+/// while let Some(EncoderEvent::Packet(p)) = enc.receive()? {
+///     println!("{} bytes, keyframe={}, {}", p.data.len(), p.keyframe, p.codec);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Encoder {
+    config: EncoderConfig,
+    backend_name: &'static str,
+    layout: YuvLayout,
+    stream: Arc<Mutex<StreamInfo>>,
+    mode: Mode,
+}
+
+impl std::fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoder")
+            .field("backend", &self.backend_name)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Encoder {
+    /// Build the backend named in `config.backend`.
+    pub fn new(config: EncoderConfig) -> Result<Self, EncodeError> {
+        config.validate()?;
+        let descriptor = registry::find(&config.backend)?;
+        let backend = (descriptor.create)(&config)?;
+        Self::with_backend(config, backend)
+    }
+
+    /// Wrap an already created backend (used by tests and out-of-tree backends).
+    pub fn with_backend(
+        config: EncoderConfig,
+        backend: Box<dyn BackendEncoder>,
+    ) -> Result<Self, EncodeError> {
+        config.validate()?;
+        let backend_name = backend.name();
+        let layout = backend.input_layout();
+        let stream = Arc::new(Mutex::new(StreamInfo::default()));
+        let core = Box::new(Core {
+            normalizer: Normalizer::new(
+                backend_name,
+                config.width,
+                config.height,
+                config.color,
+                config.output,
+            ),
+            backend,
+            scheduler: KeyframeScheduler {
+                interval: config.keyframe_interval,
+                since_idr: None,
+            },
+            in_backend: VecDeque::new(),
+            duration_ns: config.frame_duration_ns(),
+            format: config.output,
+            frames_out: 0,
+            stream: stream.clone(),
+        });
+        let image = Yuv420Image::new(config.width, config.height, layout)?;
+        let mode = match config.mode {
+            EncodeMode::Sync => Mode::Sync {
+                core,
+                image,
+                events: VecDeque::new(),
+                closed: false,
+            },
+            EncodeMode::Pipelined {
+                max_in_flight,
+                policy,
+            } => {
+                let pipe = Arc::new(Pipe {
+                    state: Mutex::new(PipeState {
+                        queue: VecDeque::new(),
+                        busy: 0,
+                        in_backend: 0,
+                        events: VecDeque::new(),
+                        pool: vec![image],
+                        pending_force: false,
+                        flush_requested: false,
+                        flushed: false,
+                        shutdown: false,
+                        error: None,
+                    }),
+                    changed: Condvar::new(),
+                });
+                let worker_pipe = pipe.clone();
+                let worker = std::thread::Builder::new()
+                    .name(format!("framecast-{backend_name}"))
+                    .spawn(move || worker_loop(core, &worker_pipe))
+                    .map_err(|e| EncodeError::Backend {
+                        backend: backend_name,
+                        message: format!("cannot start worker thread: {e}"),
+                    })?;
+                Mode::Pipelined {
+                    pipe,
+                    worker: Some(worker),
+                    max_in_flight,
+                    policy,
+                }
+            }
+        };
+        Ok(Encoder {
+            config,
+            backend_name,
+            layout,
+            stream,
+            mode,
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &EncoderConfig {
+        &self.config
+    }
+
+    /// The backend's registry name.
+    pub fn backend_name(&self) -> &'static str {
+        self.backend_name
+    }
+
+    /// RFC 6381 codec string, known once the first packet is out.
+    pub fn codec_string(&self) -> Option<Arc<str>> {
+        self.stream.lock().ok()?.codec.clone()
+    }
+
+    /// AVCDecoderConfigurationRecord for the parameter sets in force, known once the first
+    /// packet is out (for `OutputFormat::Avcc`, MP4 and WebCodecs `description`).
+    pub fn avcc(&self) -> Option<Vec<u8>> {
+        self.stream.lock().ok()?.avcc.clone()
+    }
+
+    /// Frames queued or encoding (always 0 in synchronous mode between calls).
+    pub fn in_flight(&self) -> usize {
+        match &self.mode {
+            Mode::Sync { .. } => 0,
+            Mode::Pipelined { pipe, .. } => {
+                let s = pipe.lock();
+                s.queue.len() + s.busy + s.in_backend
+            }
+        }
+    }
+
+    fn check_frame(&self, frame: &Frame<'_>) -> Result<(), EncodeError> {
+        if frame.width() != self.config.width || frame.height() != self.config.height {
+            return Err(FrameError::SizeMismatch {
+                frame_width: frame.width(),
+                frame_height: frame.height(),
+                image_width: self.config.width,
+                image_height: self.config.height,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Submit one frame. See [`SendOutcome`] for what can happen under backpressure; dropped
+    /// frames are also reported through [`Self::receive`].
+    pub fn send_frame(
+        &mut self,
+        frame: &Frame<'_>,
+        meta: FrameMeta,
+    ) -> Result<SendOutcome, EncodeError> {
+        self.check_frame(frame)?;
+        let color = self.config.color;
+        match &mut self.mode {
+            Mode::Sync {
+                core,
+                image,
+                events,
+                closed,
+            } => {
+                if *closed {
+                    return Err(EncodeError::Closed);
+                }
+                let t0 = Instant::now();
+                convert::to_yuv420(frame, color, image)?;
+                let convert_ms = t0.elapsed().as_secs_f64() * 1e3;
+                // Move the image into a job for the duration of the call and back again.
+                let job = Job {
+                    image: std::mem::replace(image, Yuv420Image::new(1, 1, YuvLayout::I420)?),
+                    meta,
+                    convert_ms,
+                    converted_at: Instant::now(),
+                };
+                let mut out = Vec::with_capacity(1);
+                let result = core.encode(&job, &mut out);
+                *image = job.image;
+                events.extend(out);
+                result?;
+                Ok(SendOutcome::Accepted)
+            }
+            Mode::Pipelined {
+                pipe,
+                max_in_flight,
+                policy,
+                ..
+            } => {
+                let (max, policy) = (*max_in_flight, *policy);
+                let mut s = pipe.lock();
+                let mut force = meta.force_keyframe;
+                loop {
+                    if let Some(e) = s.error.take() {
+                        return Err(e);
+                    }
+                    if s.flush_requested || s.shutdown {
+                        return Err(EncodeError::Closed);
+                    }
+                    if s.queue.len() + s.busy + s.in_backend < max {
+                        break;
+                    }
+                    match policy {
+                        BackpressurePolicy::Block => {}
+                        BackpressurePolicy::FailFast => return Ok(SendOutcome::Busy),
+                        BackpressurePolicy::DropNew => {
+                            s.pending_force |= force;
+                            s.events.push_back(EncoderEvent::Dropped(DroppedFrame {
+                                token: meta.token,
+                                pts_ns: meta.pts_ns,
+                                reason: DropReason::EncoderFull,
+                            }));
+                            return Ok(SendOutcome::Dropped);
+                        }
+                        BackpressurePolicy::DropOld => {
+                            if let Some(old) = s.queue.pop_front() {
+                                force |= old.meta.force_keyframe;
+                                s.events.push_back(EncoderEvent::Dropped(DroppedFrame {
+                                    token: old.meta.token,
+                                    pts_ns: old.meta.pts_ns,
+                                    reason: DropReason::Superseded,
+                                }));
+                                s.pool.push(old.image);
+                                continue;
+                            }
+                        }
+                    }
+                    s = pipe.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+                }
+                // Reserve a slot, convert outside the lock, then queue.
+                force |= std::mem::take(&mut s.pending_force);
+                s.busy += 1;
+                let pooled = s.pool.pop();
+                drop(s);
+                let mut image = match pooled {
+                    Some(img) => img,
+                    None => Yuv420Image::new(self.config.width, self.config.height, self.layout)?,
+                };
+                let t0 = Instant::now();
+                let converted = convert::to_yuv420(frame, color, &mut image);
+                let convert_ms = t0.elapsed().as_secs_f64() * 1e3;
+                let mut s = pipe.lock();
+                s.busy -= 1;
+                if let Err(e) = converted {
+                    s.pool.push(image);
+                    s.pending_force |= force;
+                    pipe.changed.notify_all();
+                    return Err(e.into());
+                }
+                s.queue.push_back(Job {
+                    image,
+                    meta: FrameMeta {
+                        force_keyframe: force,
+                        ..meta
+                    },
+                    convert_ms,
+                    converted_at: Instant::now(),
+                });
+                pipe.changed.notify_all();
+                Ok(SendOutcome::Accepted)
+            }
+        }
+    }
+
+    /// The next packet or drop report, if one is ready (never blocks).
+    pub fn receive(&mut self) -> Result<Option<EncoderEvent>, EncodeError> {
+        match &mut self.mode {
+            Mode::Sync { events, .. } => Ok(events.pop_front()),
+            Mode::Pipelined { pipe, .. } => {
+                let mut s = pipe.lock();
+                if let Some(ev) = s.events.pop_front() {
+                    return Ok(Some(ev));
+                }
+                match s.error.take() {
+                    Some(e) => Err(e),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// Wait until an event is ready or nothing is in flight; `None` means nothing is pending.
+    pub fn receive_blocking(&mut self) -> Result<Option<EncoderEvent>, EncodeError> {
+        match &mut self.mode {
+            Mode::Sync { events, .. } => Ok(events.pop_front()),
+            Mode::Pipelined { pipe, .. } => {
+                let mut s = pipe.lock();
+                loop {
+                    if let Some(ev) = s.events.pop_front() {
+                        return Ok(Some(ev));
+                    }
+                    if let Some(e) = s.error.take() {
+                        return Err(e);
+                    }
+                    if s.queue.is_empty() && s.busy == 0 && s.in_backend == 0 {
+                        return Ok(None);
+                    }
+                    s = pipe.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+                }
+            }
+        }
+    }
+
+    /// Encode everything still in flight and return every remaining event. The encoder
+    /// accepts no frames afterwards.
+    pub fn flush(&mut self) -> Result<Vec<EncoderEvent>, EncodeError> {
+        match &mut self.mode {
+            Mode::Sync {
+                core,
+                events,
+                closed,
+                ..
+            } => {
+                let mut out: Vec<EncoderEvent> = events.drain(..).collect();
+                if !*closed {
+                    *closed = true;
+                    core.finish(&mut out)?;
+                }
+                Ok(out)
+            }
+            Mode::Pipelined { pipe, worker, .. } => {
+                let mut s = pipe.lock();
+                s.flush_requested = true;
+                pipe.changed.notify_all();
+                while !s.flushed
+                    && s.error.is_none()
+                    && worker.as_ref().is_some_and(|w| !w.is_finished())
+                {
+                    s = pipe.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+                }
+                let out: Vec<EncoderEvent> = s.events.drain(..).collect();
+                if let Some(e) = s.error.take() {
+                    return Err(e);
+                }
+                if !s.flushed {
+                    return Err(EncodeError::Closed);
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+impl Drop for Encoder {
+    fn drop(&mut self) {
+        if let Mode::Pipelined { pipe, worker, .. } = &mut self.mode {
+            pipe.lock().shutdown = true;
+            pipe.changed.notify_all();
+            if let Some(w) = worker.take() {
+                let _ = w.join();
+            }
+        }
+    }
+}
+
+enum Work {
+    Encode(Job),
+    Finish,
+    Poll,
+}
+
+fn worker_loop(mut core: Box<Core>, pipe: &Pipe) {
+    let mut out = Vec::new();
+    loop {
+        let mut s = pipe.lock();
+        let job = loop {
+            if s.shutdown {
+                return;
+            }
+            if let Some(job) = s.queue.pop_front() {
+                s.busy += 1;
+                break Some(Work::Encode(job));
+            }
+            if s.flush_requested && s.busy == 0 && !s.flushed {
+                break Some(Work::Finish);
+            }
+            if !core.in_backend.is_empty() {
+                // An asynchronous backend still owes access units: look again shortly.
+                let (guard, _) = pipe
+                    .changed
+                    .wait_timeout(s, std::time::Duration::from_millis(1))
+                    .unwrap_or_else(|e| e.into_inner());
+                s = guard;
+                break Some(Work::Poll);
+            }
+            s = pipe.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+        };
+        drop(s);
+        let job = job.expect("loop breaks with work");
+        let result = match &job {
+            Work::Encode(job) => core.encode(job, &mut out),
+            Work::Finish => core.finish(&mut out),
+            Work::Poll => core.drain(&mut out),
+        };
+        let mut s = pipe.lock();
+        s.events.extend(out.drain(..));
+        s.in_backend = core.in_backend.len();
+        match job {
+            Work::Encode(job) => {
+                s.busy -= 1;
+                s.pool.push(job.image);
+            }
+            Work::Finish => s.flushed = true,
+            Work::Poll => {}
+        }
+        let failed = result.is_err();
+        if let Err(e) = result {
+            s.error = Some(e);
+        }
+        pipe.changed.notify_all();
+        if failed {
+            // A backend that failed once is in an unknown state; stop accepting work.
+            s.shutdown = true;
+            return;
+        }
+    }
+}
