@@ -277,8 +277,8 @@ fn test_card(c: &mut Canvas<'_>, t: u64) {
     let box_h = (l.row_h / 2).max(1);
     if region_w > box_w && l.row_h > box_h {
         let step = (region_w / 40).max(1) as u64;
-        let bx = triangle(t * step, (region_w - box_w) as u64) as u32;
-        let by = triangle(t * (l.row_h as u64 / 20).max(1), (l.row_h - box_h) as u64) as u32;
+        let bx = triangle(t, step, (region_w - box_w) as u64) as u32;
+        let by = triangle(t, (l.row_h as u64 / 20).max(1), (l.row_h - box_h) as u64) as u32;
         c.fill(region_x + bx, l.row2_y + by, box_w, box_h, MOVER);
     }
 
@@ -332,7 +332,7 @@ fn test_card(c: &mut Canvas<'_>, t: u64) {
             .skip(l.ramp_y as usize)
         {
             for (x, p) in row.chunks_exact_mut(4).enumerate() {
-                let v = ((x as u64 * 256 / w as u64 + t * 4) % 256) as u8;
+                let v = ((x as u64 * 256 / w as u64 + (t % 64) * 4) % 256) as u8;
                 p.copy_from_slice(&[v, v, v, 255]);
             }
         }
@@ -343,12 +343,13 @@ fn test_card(c: &mut Canvas<'_>, t: u64) {
     }
 }
 
-/// 0, 1, ..., max, max-1, ..., 1, 0, 1, ... (period `2 * max`).
-fn triangle(v: u64, max: u64) -> u64 {
+/// The triangle wave 0, step, 2*step, ..., max, ..., 0 of `t * step` (period `2 * max`),
+/// exact for any frame index.
+fn triangle(t: u64, step: u64, max: u64) -> u64 {
     if max == 0 {
         return 0;
     }
-    let p = v % (2 * max);
+    let p = (t as u128 * step as u128 % (2 * max as u128)) as u64;
     if p <= max {
         p
     } else {
@@ -368,7 +369,9 @@ const BAND_COLOURS: [[u8; 3]; 7] = [
 
 fn moving_bands(c: &mut Canvas<'_>, t: u64) {
     let band = ((c.width as u64 + c.height as u64) / 12).max(4);
-    let offset = t * (band / 8).max(1);
+    // The picture repeats every `band * colours` pixels along the diagonal.
+    let cycle = band * BAND_COLOURS.len() as u64;
+    let offset = (t as u128 * (band / 8).max(1) as u128 % cycle as u128) as u64;
     c.shade(|x, y| {
         let i = (x as u64 + y as u64 + offset) / band;
         BAND_COLOURS[(i % BAND_COLOURS.len() as u64) as usize]

@@ -96,9 +96,11 @@ fn reads_444_by_averaging_chroma() {
     }
     // testsrc has sharp colour edges (where any two downsampling filters disagree a lot), so it
     // checks our exact average; the smooth `gradients` source also checks closeness to swscale.
+    // (gradients picks random colours unless c0/c1 are given, whatever its seed.)
     for (source, compare_with_swscale) in [
         ("testsrc=size=33x17:rate=25", false),
-        ("gradients=size=33x17:rate=25", true),
+        ("gradients=size=33x17:rate=25:c0=0x2040a0:c1=0xe0c020:nb_colors=2:x0=0:y0=0:x1=32:y1=16:seed=1",
+            true,),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let y4m = dir.path().join("b.y4m");
