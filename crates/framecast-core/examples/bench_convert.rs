@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p framecast-core --example bench_convert -- \
-//!     [--sizes 720p,1080p,4k] [--iters 200] [--json] [--verify] [--no-ffmpeg]
+//!     [--sizes 720p,1080p,4k] [--iters 200] [--json] [--verify] [--no-ffmpeg] [--sws-flags area]
 //! ```
 //!
 //! Single thread. "hot" converts one source frame over and over (it stays in cache where it
@@ -13,7 +13,8 @@
 //! swscale is timed by running `ffmpeg -benchmark -threads 1 -filter_threads 1` over the same
 //! frames (≥200 conversions via `-stream_loop`), once converting to NV12 and once passing RGBA
 //! through, and taking the difference of the two `rtime=`/`utime=` figures per frame.
-//! `--verify` also decodes swscale's NV12 of the first frame and checks that it is within ±2 of
+//! swscale runs with `flags=area` by default (`--sws-flags` to change): its 2:1 chroma filter is
+//! then the same 2x2 box we use. `--verify` also decodes swscale's NV12 of the first frame and checks that it is within ±2 of
 //! ours, so the two sides do the same work.
 
 use std::io::Write;
@@ -29,6 +30,7 @@ struct Args {
     json: bool,
     verify: bool,
     ffmpeg: bool,
+    sws_flags: String,
 }
 
 fn parse_args() -> Args {
@@ -38,6 +40,7 @@ fn parse_args() -> Args {
         json: false,
         verify: false,
         ffmpeg: true,
+        sws_flags: "area".into(),
     };
     let mut sizes = "720p,1080p,4k".to_string();
     let mut it = std::env::args().skip(1);
@@ -53,6 +56,7 @@ fn parse_args() -> Args {
             "--json" => args.json = true,
             "--verify" => args.verify = true,
             "--no-ffmpeg" => args.ffmpeg = false,
+            "--sws-flags" => args.sws_flags = it.next().expect("--sws-flags needs a value"),
             "-h" | "--help" => {
                 println!("bench_convert [--sizes 720p,1080p,4k] [--iters N] [--json] [--verify] [--no-ffmpeg]");
                 std::process::exit(0);
@@ -218,9 +222,13 @@ fn ffmpeg_args(
     a.push(input.display().to_string());
     if convert_to_nv12 {
         // RGB input is always full range; out_range=tv + out_color_matrix=bt709 gives BT.709
-        // limited. bilinear = 2x2 chroma averaging, the same work we do.
+        // limited. `area` (the default --sws-flags) makes the 2:1 chroma filter a 2x2 box, the
+        // same work we do (--verify: within ±1); `bilinear` uses a wider 4-tap tent vertically.
         a.push("-vf".into());
-        a.push("scale=flags=bilinear:in_range=pc:out_range=tv:out_color_matrix=bt709".into());
+        a.push(format!(
+            "scale=flags={}:in_range=pc:out_range=tv:out_color_matrix=bt709",
+            sws_flags()
+        ));
         a.extend(["-pix_fmt", "nv12"].iter().map(|s| s.to_string()));
     } else {
         a.extend(["-pix_fmt", "rgba"].iter().map(|s| s.to_string()));
@@ -228,6 +236,12 @@ fn ffmpeg_args(
     a.extend(extra_out.iter().map(|s| s.to_string()));
     a.extend(["-f", "rawvideo", "-y", out].iter().map(|s| s.to_string()));
     a
+}
+
+static SWS_FLAGS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn sws_flags() -> &'static str {
+    SWS_FLAGS.get().map(String::as_str).unwrap_or("area")
 }
 
 struct SwsResult {
@@ -311,6 +325,7 @@ fn verify(path: &Path, first: &[u8], w: u32, h: u32, dir: &Path) -> Result<Strin
 
 fn main() {
     let args = parse_args();
+    SWS_FLAGS.set(args.sws_flags.clone()).unwrap();
     let tmp = std::env::temp_dir().join(format!("bench_convert_{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     let mut rows = Vec::new();
