@@ -96,7 +96,20 @@ fn create(config: &EncoderConfig) -> Result<Box<dyn BackendEncoder>, EncodeError
             .rate_control_mode(RateControlMode::Off)
             .qp(QpRange::new(qp, qp)),
     };
-    let encoder = OhEncoder::with_api_config(OpenH264API::from_source(), oh).map_err(err)?;
+    let mut encoder = OhEncoder::with_api_config(OpenH264API::from_source(), oh).map_err(err)?;
+    // OpenH264 logs at warning level by default, to stderr, before the crate can lower it; its
+    // one warning for our settings ("bitrate can't be controlled ... without enabling skip
+    // frame") is expected: frame skipping would break 1-in-1-out, and rate control still
+    // tracks the target without it. Keep errors only.
+    // SAFETY: the encoder was just created; TRACE_LEVEL is the one option OpenH264 accepts
+    // before initialisation, and it reads an int through the pointer during the call only.
+    unsafe {
+        let mut level: std::os::raw::c_int = openh264_sys2::WELS_LOG_ERROR as _;
+        encoder.raw_api().set_option(
+            openh264_sys2::ENCODER_OPTION_TRACE_LEVEL,
+            (&raw mut level).cast(),
+        );
+    }
     Ok(Box::new(OpenH264Backend {
         encoder,
         ready: VecDeque::with_capacity(1),
