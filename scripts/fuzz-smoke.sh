@@ -9,7 +9,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-15}"
-toolchain="${FUZZ_TOOLCHAIN:-nightly}"
+# cargo-fuzz needs nightly flags. Use a nightly toolchain when rustup has one; otherwise let the
+# stable compiler accept them (RUSTC_BOOTSTRAP) and skip the sanitizer runtime.
+extra=()
+if [ -n "${FUZZ_TOOLCHAIN:-}" ]; then
+  toolchain="+$FUZZ_TOOLCHAIN"
+elif rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  toolchain="+nightly"
+else
+  toolchain=""
+  export RUSTC_BOOTSTRAP=1
+  extra=(--sanitizer none)
+fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz"
@@ -18,7 +29,7 @@ fi
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  mapfile -t targets < <(cd fuzz && cargo "+$toolchain" fuzz list)
+  mapfile -t targets < <(cd fuzz && cargo $toolchain fuzz list)
 fi
 
 for target in "${targets[@]}"; do
@@ -27,7 +38,7 @@ for target in "${targets[@]}"; do
   mkdir -p "$corpus"
   echo "== fuzzing $target for ${seconds}s (seeds: $seeds)"
   # -fuzz-dir keeps the invocation independent of the current directory.
-  cargo "+$toolchain" fuzz run --fuzz-dir fuzz "$target" "$corpus" "$seeds" -- \
+  cargo $toolchain fuzz run "${extra[@]}" --fuzz-dir fuzz "$target" "$corpus" "$seeds" -- \
     -max_total_time="$seconds" -print_final_stats=1
 done
 echo "fuzz smoke: ${#targets[@]} target(s) ran ${seconds}s each without a crash"

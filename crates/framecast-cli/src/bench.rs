@@ -138,7 +138,7 @@ fn peer_x264(
             .position(|t| *t == "real")
             .and_then(|i| f.get(i.wrapping_sub(1)))
             .and_then(|v| v.parse::<f64>().ok());
-        let is_encode = f.iter().any(|t| *t == "encode_video");
+        let is_encode = f.contains(&"encode_video");
         match (is_encode, real) {
             (true, Some(us)) => *acc.get_or_insert(0.0) += us / 1000.0,
             _ => {

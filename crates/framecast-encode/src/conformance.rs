@@ -86,15 +86,10 @@ fn encode(
             pts_ns: 1_000 + i as i64 * dur,
             force_keyframe: force.contains(&i),
         };
-        loop {
-            match enc.send_frame(&frame, meta)? {
-                SendOutcome::Busy => {
-                    // FailFast: wait for room by draining what is ready.
-                    if let Some(ev) = enc.receive_blocking()? {
-                        events.push(ev);
-                    }
-                }
-                _ => break,
+        while enc.send_frame(&frame, meta)? == SendOutcome::Busy {
+            // FailFast: make room by taking what the worker has finished.
+            if let Some(ev) = enc.receive_blocking()? {
+                events.push(ev);
             }
         }
         while let Some(ev) = enc.receive()? {

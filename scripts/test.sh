@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# framecast's one test command: installs what the tests need (when missing), then runs the
+# format check, clippy, every test of the workspace and a short fuzz run.
+#
+#   ./scripts/test.sh                 # everything
+#   FUZZ_SECONDS=0 ./scripts/test.sh  # skip fuzzing
+#
+# CI (.ci/run) calls exactly this on a clean clone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- system packages -------------------------------------------------------------------------
+# nasm: OpenH264's x86 assembly (without it, encoding is ~3x slower; build.rs warns).
+# ffmpeg: ffprobe/ffmpeg decode and inspect our output in the tests.
+need=()
+command -v nasm >/dev/null 2>&1 || need+=(nasm)
+command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
+if [ ${#need[@]} -gt 0 ]; then
+  step "installing system packages: ${need[*]}"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+      echo "error: need ${need[*]} and cannot install them without root; run: apt-get install -y ${need[*]}" >&2
+      exit 1
+    fi
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+# --- toolchain components ----------------------------------------------------------------------
+if command -v rustup >/dev/null 2>&1; then
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+fi
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, -D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (workspace)"
+cargo test --workspace --locked
+
+if [ "${FUZZ_SECONDS:-10}" != "0" ]; then
+  step "fuzz smoke (${FUZZ_SECONDS:-10}s per target)"
+  FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz-smoke.sh
+fi
+
+step "all checks passed"
