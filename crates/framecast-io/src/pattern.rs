@@ -379,14 +379,43 @@ fn moving_bands(c: &mut Canvas<'_>, t: u64) {
 }
 
 fn gradient(c: &mut Canvas<'_>, t: u64) {
-    let (w, h) = (c.width as f32, c.height as f32);
+    // Four corner colours whose hues rotate (one turn per 600 frames), interpolated bilinearly
+    // in 16.16 fixed point: a few integer additions per pixel.
     let shift = (t % 600) as f32 / 600.0;
-    c.shade(|x, y| {
-        let fx = (x as f32 + 0.5) / w;
-        let fy = (y as f32 + 0.5) / h;
-        let hue = (0.5 * fx + 0.25 * fy + shift).fract();
-        hsv_to_rgb(hue, 0.35 + 0.6 * fy, 0.45 + 0.5 * fx)
-    });
+    let corner =
+        |dh: f32, s: f32, v: f32| hsv_to_rgb((shift + dh).fract(), s, v).map(|c| (c as i64) << 16);
+    let (tl, tr) = (corner(0.0, 0.55, 0.55), corner(0.25, 0.7, 0.95));
+    let (bl, br) = (corner(0.5, 0.9, 0.6), corner(0.75, 0.8, 0.9));
+    let (w, h) = (c.width as i64, c.height as i64);
+    let lerp = |a: [i64; 3], b: [i64; 3], num: i64, den: i64| {
+        if den == 0 {
+            a
+        } else {
+            [0, 1, 2].map(|i| a[i] + (b[i] - a[i]) * num / den)
+        }
+    };
+    let stride = 4 * c.width as usize;
+    for (y, row) in c.data.chunks_exact_mut(stride).enumerate() {
+        let left = lerp(tl, bl, y as i64, h - 1);
+        let right = lerp(tr, br, y as i64, h - 1);
+        let step = if w > 1 {
+            [0, 1, 2].map(|i| (right[i] - left[i]) / (w - 1))
+        } else {
+            [0; 3]
+        };
+        let mut acc = left;
+        for p in row.chunks_exact_mut(4) {
+            p.copy_from_slice(&[
+                (acc[0] >> 16) as u8,
+                (acc[1] >> 16) as u8,
+                (acc[2] >> 16) as u8,
+                255,
+            ]);
+            for i in 0..3 {
+                acc[i] += step[i];
+            }
+        }
+    }
 }
 
 fn hsv_to_rgb(h: f32, s: f32, v: f32) -> [u8; 3] {
@@ -429,24 +458,33 @@ fn sin_turns(table: &[f32; SIN_STEPS], turns: f32) -> f32 {
 
 fn plasma(c: &mut Canvas<'_>, t: u64) {
     let table = sin_table();
+    // A 256-colour palette on the stack, cycling slowly with time.
+    let tt = (t % 100_000) as f32;
+    let mut palette = [[0u8; 4]; 256];
+    for (i, p) in palette.iter_mut().enumerate() {
+        let phase = i as f32 / 256.0 + tt * 0.002;
+        let ch = |offset: f32| (127.5 + 127.0 * sin_turns(table, phase + offset)) as u8;
+        *p = [ch(0.0), ch(1.0 / 3.0), ch(2.0 / 3.0), 255];
+    }
     // Scale so the picture always shows a couple of periods whatever its size.
     let scale = 1.0 / (c.width.max(c.height) as f32).max(1.0);
-    let tt = (t % 100_000) as f32;
     let (cx, cy) = (c.width as f32 * 0.5, c.height as f32 * 0.5);
-    c.shade(|x, y| {
-        let (fx, fy) = (x as f32, y as f32);
-        let mut v = sin_turns(table, fx * scale * 1.7 + tt * 0.011);
-        v += sin_turns(table, fy * scale * 1.3 - tt * 0.007);
-        v += sin_turns(table, (fx + fy) * scale * 1.1 + tt * 0.005);
-        let (dx, dy) = (fx - cx, fy - cy);
-        v += sin_turns(table, (dx * dx + dy * dy).sqrt() * scale * 2.3 - tt * 0.013);
-        let p = v * 0.25; // -1..1
-        let ch = |phase: f32| {
-            let s = sin_turns(table, p * 0.5 + phase);
-            (127.5 + 127.0 * s) as u8
-        };
-        [ch(0.0), ch(1.0 / 3.0), ch(2.0 / 3.0)]
-    });
+    let stride = 4 * c.width as usize;
+    for (y, row) in c.data.chunks_exact_mut(stride).enumerate() {
+        let fy = y as f32;
+        let row_term = sin_turns(table, fy * scale * 1.3 - tt * 0.007);
+        let dy2 = (fy - cy) * (fy - cy);
+        for (x, p) in row.chunks_exact_mut(4).enumerate() {
+            let fx = x as f32;
+            let mut v = row_term + sin_turns(table, fx * scale * 1.7 + tt * 0.011);
+            v += sin_turns(table, (fx + fy) * scale * 1.1 + tt * 0.005);
+            let dx = fx - cx;
+            v += sin_turns(table, (dx * dx + dy2).sqrt() * scale * 2.3 - tt * 0.013);
+            // v is in -4..4.
+            let index = ((v * 0.125 + 0.5) * 255.0) as u8;
+            p.copy_from_slice(&palette[index as usize]);
+        }
+    }
 }
 
 /// A [`FrameSource`] of RGBA8 pattern frames.
