@@ -14,10 +14,12 @@ step() { printf '\n==> %s\n' "$*"; }
 # --- system packages -------------------------------------------------------------------------
 # nasm: OpenH264's x86 assembly (without it, encoding is ~3x slower; build.rs warns).
 # ffmpeg: ffprobe/ffmpeg decode and inspect our output in the tests.
+# chromium: headless browser tests (our MP4 in <video>; later the WebCodecs viewer).
 need=()
 command -v nasm >/dev/null 2>&1 || need+=(nasm)
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   step "installing system packages: ${need[*]}"
   sudo=""

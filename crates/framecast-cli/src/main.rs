@@ -66,10 +66,27 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("error: {:#}", failure.error);
+            eprintln!("error: {}", one_line(&failure.error));
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// The error and its causes on one line, skipping a cause whose text the line already holds
+/// (library errors often repeat their source in their own message).
+pub fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
 }
 
 /// An error with the exit code it maps to.

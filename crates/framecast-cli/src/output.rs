@@ -110,7 +110,10 @@ impl PacketWriter {
                     *have_avcc = true;
                 }
                 let first = *first_pts.get_or_insert(p.pts_ns);
-                let ticks = |ns: i64| ((ns as i128 * TIMESCALE as i128) / 1_000_000_000) as u64;
+                // Round to the nearest tick: 33_333_333 ns at 30 fps is 3000 ticks, not 2999.
+                let ticks = |ns: i64| {
+                    ((ns as i128 * TIMESCALE as i128 + 500_000_000) / 1_000_000_000) as u64
+                };
                 let duration = ticks(p.duration_ns).max(1) as u32;
                 writer.write_sample(&p.data, ticks(p.pts_ns - first), duration, p.keyframe)?;
             }

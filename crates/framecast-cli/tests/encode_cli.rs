@@ -561,7 +561,6 @@ fn mp4_default_stream_properties_and_summary_line() {
 }
 
 #[test]
-#[ignore = "BUG: mp4 timestamps are truncated to 90 kHz ticks (output.rs `ticks`): 30 fps gives pts 0,2999,5999.. and avg_frame_rate 1350000/44999"]
 fn mp4_timestamps_are_exact_multiples_of_the_frame_duration() {
     let dir = tempdir();
     let out = dir.path().join("out.mp4");
@@ -811,7 +810,6 @@ fn odd_size_is_padded_to_even_in_the_sps() {
 }
 
 #[test]
-#[ignore = "BUG: sizes whose even-rounded side is below 16 (1x1, 2x2, 14x14, 100x2) fail at frame 0 with an opaque OpenH264 'Native:5' error, exit 5"]
 fn tiny_sizes_encode() {
     let dir = tempdir();
     for size in ["1x1", "2x2", "3x3", "14x14", "100x2"] {
@@ -841,7 +839,7 @@ fn tiny_sizes_encode() {
 
 #[test]
 fn smallest_working_sizes_encode() {
-    // The sizes below 16 are covered by the ignored `tiny_sizes_encode`.
+    // The sizes below 16 are covered by `tiny_sizes_encode`.
     let dir = tempdir();
     for size in ["16x16", "15x15", "17x17"] {
         let out = dir.path().join(format!("small-{size}.h264"));
@@ -1116,7 +1114,6 @@ fn raw_input_size_errors_are_actionable() {
 }
 
 #[test]
-#[ignore = "BUG: IoError::RawSizeMismatch (framecast-io/src/error.rs) does not name the input file, unlike every other input error"]
 fn raw_size_mismatch_names_the_file() {
     let dir = tempdir();
     let d = dir.path();
@@ -1234,7 +1231,6 @@ fn unwritable_output_paths_fail_with_exit_4() {
 }
 
 #[test]
-#[ignore = "BUG: IoError Open/Read/Write put `{source}` in the message AND expose it as the error source, so `{:#}` prints the OS error twice"]
 fn os_errors_are_reported_once() {
     let dir = tempdir();
     let d = dir.path();

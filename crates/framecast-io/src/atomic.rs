@@ -157,11 +157,12 @@ pub(crate) fn create_hidden(path: &Path, suffix: &str) -> Result<(File, PathBuf)
             Ok(file) => return Ok((file, temp)),
             Err(e) if e.kind() == ErrorKind::AlreadyExists && attempt < 1000 => attempt += 1,
             Err(source) => {
+                // Name the path the user asked for; the hidden temporary name means nothing to them.
                 return Err(IoError::Write {
-                    path: temp,
-                    action: "create temporary file",
+                    path: path.to_owned(),
+                    action: "create the output (as a temporary file in the same directory)",
                     source,
-                })
+                });
             }
         }
     }

@@ -52,10 +52,12 @@ pub enum IoError {
     },
     /// A raw file's length is not a whole number of frames.
     #[error(
-        "raw input size {len} bytes is not a multiple of the {width}x{height} {format} frame size \
-         {frame_size} bytes: is --size right?"
+        "{name}: raw input size {len} bytes is not a multiple of the {width}x{height} {format} \
+         frame size {frame_size} bytes: is --size right?"
     )]
     RawSizeMismatch {
+        /// File name or `<stdin>`.
+        name: String,
         /// File length in bytes.
         len: u64,
         /// Frame width given.

@@ -111,6 +111,7 @@ impl<R: Read> RawReader<R> {
         if let Some(len) = total_len {
             if len % frame_size as u64 != 0 {
                 return Err(IoError::RawSizeMismatch {
+                    name: name.clone(),
                     len,
                     width,
                     height,

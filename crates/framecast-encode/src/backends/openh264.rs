@@ -110,15 +110,54 @@ fn create(config: &EncoderConfig) -> Result<Box<dyn BackendEncoder>, EncodeError
             (&raw mut level).cast(),
         );
     }
+    // OpenH264 rejects pictures smaller than one macroblock; encode those on a 16x16-or-larger
+    // canvas and let the SPS crop back to the real size.
+    let pad = if cw < MIN_SIDE || ch < MIN_SIDE {
+        Some(Yuv420Image::new(
+            cw.max(MIN_SIDE),
+            ch.max(MIN_SIDE),
+            YuvLayout::I420,
+        )?)
+    } else {
+        None
+    };
     Ok(Box::new(OpenH264Backend {
         encoder,
         ready: VecDeque::with_capacity(1),
+        pad,
     }))
 }
+
+/// Smallest side OpenH264 encodes (one macroblock).
+const MIN_SIDE: u32 = 16;
 
 struct OpenH264Backend {
     encoder: OhEncoder,
     ready: VecDeque<RawAccessUnit>,
+    /// Canvas for pictures smaller than a macroblock.
+    pad: Option<Yuv420Image>,
+}
+
+/// Copy `src` into the top-left of the larger `dst`, repeating the last column and row.
+fn pad_into(src: &Yuv420Image, dst: &mut Yuv420Image) {
+    let (sw, sh) = (src.coded_width() as usize, src.coded_height() as usize);
+    let (dw, dh) = (dst.coded_width() as usize, dst.coded_height() as usize);
+    let (sy, su, sv) = src.planes();
+    let (dy, du, dv) = dst.planes_mut();
+    let planes = [
+        (sy, dy, sw, sh, dw, dh),
+        (su, du, sw / 2, sh / 2, dw / 2, dh / 2),
+        (sv, dv, sw / 2, sh / 2, dw / 2, dh / 2),
+    ];
+    for (s, d, w, h, ow, oh) in planes {
+        for row in 0..oh {
+            let r = row.min(h - 1);
+            let line = &mut d[row * ow..(row + 1) * ow];
+            line[..w].copy_from_slice(&s[r * w..(r + 1) * w]);
+            let last = line[w - 1];
+            line[w..].fill(last);
+        }
+    }
 }
 
 /// Borrowed I420 planes in the shape the `openh264` crate reads.
@@ -160,13 +199,20 @@ impl BackendEncoder for OpenH264Backend {
             self.encoder.force_intra_frame();
         }
         let ts = Timestamp::from_millis((frame.pts_ns.max(0) / 1_000_000) as u64);
-        let bitstream = self
-            .encoder
-            .encode_at(&I420View(frame.image), ts)
-            .map_err(|e| EncodeError::Backend {
-                backend: NAME,
-                message: e.to_string(),
-            })?;
+        let image = match self.pad.as_mut() {
+            Some(pad) => {
+                pad_into(frame.image, pad);
+                &*pad
+            }
+            None => frame.image,
+        };
+        let bitstream =
+            self.encoder
+                .encode_at(&I420View(image), ts)
+                .map_err(|e| EncodeError::Backend {
+                    backend: NAME,
+                    message: e.to_string(),
+                })?;
         match bitstream.frame_type() {
             FrameType::Skip | FrameType::Invalid => {
                 return Err(EncodeError::Contract {
