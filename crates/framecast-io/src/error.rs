@@ -52,8 +52,8 @@ pub enum IoError {
     },
     /// A raw file's length is not a whole number of frames.
     #[error(
-        "{name}: raw input size {len} bytes is not a multiple of the {width}x{height} {format} \
-         frame size {frame_size} bytes: is --size right?"
+        "{name}: size {len} bytes is not a multiple of the {width}x{height} {format} frame size \
+         {frame_size} bytes: is --size right?"
     )]
     RawSizeMismatch {
         /// File name or `<stdin>`.

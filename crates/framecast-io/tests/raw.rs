@@ -19,7 +19,7 @@ fn size_mismatch_says_what_to_fix() {
     .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "raw input size 1000000 bytes is not a multiple of the 1920x1080 rgba frame size \
+        "raw input: size 1000000 bytes is not a multiple of the 1920x1080 rgba frame size \
          8294400 bytes: is --size right?"
     );
 }
