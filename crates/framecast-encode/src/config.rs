@@ -99,8 +99,8 @@ pub struct EncoderConfig {
     pub output: OutputFormat,
     /// Synchronous or pipelined.
     pub mode: EncodeMode,
-    /// Encoder threads; 0 lets the backend choose (OpenH264: one slice per thread, used from
-    /// 1080p up).
+    /// Encoder threads; 0 lets the backend choose (OpenH264 uses one: it parallelises only
+    /// across slices, and encodes one slice per picture here).
     pub threads: u32,
 }
 
