@@ -425,8 +425,10 @@ impl Mp4Writer {
         b.extend_from_slice(&[0; 6]); // reserved
         b.extend_from_slice(&1u16.to_be_bytes()); // data_reference_index
         b.extend_from_slice(&[0; 16]); // pre_defined, reserved
-        b.extend_from_slice(&(c.width as u16).to_be_bytes());
-        b.extend_from_slice(&(c.height as u16).to_be_bytes());
+        // The sample entry carries the size the SPS crops to. For 4:2:0 the crop step is 2, so
+        // an odd display size is coded one larger; tkhd keeps the exact display size.
+        b.extend_from_slice(&(c.width.div_ceil(2) * 2).min(65535).to_be_bytes()[2..]);
+        b.extend_from_slice(&(c.height.div_ceil(2) * 2).min(65535).to_be_bytes()[2..]);
         b.extend_from_slice(&0x0048_0000u32.to_be_bytes()); // 72 dpi
         b.extend_from_slice(&0x0048_0000u32.to_be_bytes());
         b.extend_from_slice(&[0; 4]); // reserved
