@@ -5,6 +5,8 @@ mod bench;
 mod doctor;
 mod encode;
 mod output;
+mod remote;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -41,8 +43,12 @@ struct Cli {
 enum Command {
     /// Encode a file or a built-in pattern to .h264 (Annex B) or .mp4 (fast start).
     Encode(encode::EncodeArgs),
-    /// Encode the animated demo scene to demo.mp4 (the live browser demo replaces this).
-    Demo(encode::DemoArgs),
+    /// The main job: serve animated demo scenes to browsers at http://127.0.0.1:8765.
+    Demo(serve::DemoArgs),
+    /// Stream a file or a built-in pattern live to browsers.
+    Serve(serve::ServeArgs),
+    /// The VTR1 remote-encode service and its client (byte-compatible with VideoToolbox Remote).
+    Remote(remote::RemoteArgs),
     /// Report which encoder backends and accelerations work on this machine.
     Doctor,
     /// Measure encode time per frame against ffmpeg's libx264 on the same frames.
@@ -59,7 +65,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Encode(a) => encode::run(a),
-        Command::Demo(a) => encode::demo(a),
+        Command::Demo(a) => serve::demo(a),
+        Command::Serve(a) => serve::serve(a),
+        Command::Remote(a) => remote::run(a),
         Command::Doctor => doctor::run(),
         Command::Bench(a) => bench::run(a),
     };
