@@ -1,0 +1,212 @@
+// Shared helpers of the browser tests: system Chromium through playwright-core, child servers,
+// a static server that lays the viewer out as framecast serves it, and the test-card geometry.
+
+import { spawn } from "node:child_process";
+import { createServer } from "node:http";
+import { createServer as netServer } from "node:net";
+import { readFile, stat } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const VIEWER_DIR = path.join(ROOT, "crates/framecast-stream/viewer");
+export const FRAMECAST = process.env.FRAMECAST_BIN || path.join(ROOT, "target/debug/framecast");
+export const PEER_PY = process.env.PEER_PYTHON || path.join(ROOT, ".peer/bin/python");
+export const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+
+/** Generous: CI runs on 2 shared cores. Nothing asserts on time; this only bounds a hang. */
+export const WAIT_MS = Number(process.env.BROWSER_TEST_WAIT_MS || 30000);
+
+export const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--autoplay-policy=no-user-gesture-required",
+];
+
+/** Launches headless system Chromium (playwright gives it a fresh temporary profile). */
+export async function launchBrowser() {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+}
+
+/** A new page whose console errors and page errors are collected in `page.logs`. */
+export async function newPage(browser, viewport = { width: 800, height: 450 }) {
+  const page = await browser.newPage({ viewport, deviceScaleFactor: 1 });
+  page.logs = [];
+  page.on("console", (m) => page.logs.push(`[${m.type()}] ${m.text()}`));
+  page.on("pageerror", (e) => page.logs.push(`[pageerror] ${e.message}`));
+  return page;
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = netServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitPort(port, proc, timeoutMs) {
+  const { connect } = await import("node:net");
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}:\n${proc.output()}`);
+    const ok = await new Promise((resolve) => {
+      const c = connect(port, "127.0.0.1");
+      c.once("connect", () => { c.destroy(); resolve(true); });
+      c.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(100);
+  }
+  throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms:\n${proc.output()}`);
+}
+
+/** Spawns a server and waits until it accepts TCP connections on `port`. */
+export async function startServer(cmd, args, port, { env } = {}) {
+  const proc = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  proc.stdout.on("data", (d) => (out += d));
+  proc.stderr.on("data", (d) => (out += d));
+  proc.output = () => out.slice(-4000);
+  proc.stop = () => new Promise((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode) return resolve();
+    proc.once("exit", () => resolve());
+    proc.kill("SIGTERM");
+    setTimeout(() => proc.exitCode === null && proc.kill("SIGKILL"), 3000);
+  });
+  try {
+    await waitPort(port, proc, WAIT_MS);
+  } catch (e) {
+    await proc.stop();
+    throw e;
+  }
+  return proc;
+}
+
+const MIME = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css", ".map": "application/json", ".json": "application/json" };
+
+/**
+ * A static HTTP server. `routes` maps URL prefixes to directories; "/" and "/<name>" (no dot,
+ * no further slash) serve `index` as framecast does. Returns {port, url, close()}.
+ */
+export async function staticServer({ routes = {}, index = path.join(VIEWER_DIR, "index.html"), extra = {} } = {}) {
+  const server = createServer(async (req, res) => {
+    const url = new URL(req.url, "http://x");
+    const p = decodeURIComponent(url.pathname);
+    try {
+      if (extra[p]) {
+        const [type, body] = extra[p];
+        res.writeHead(200, { "content-type": type, "cache-control": "no-store" });
+        return res.end(body);
+      }
+      let file = null;
+      for (const [prefix, dir] of Object.entries(routes)) {
+        if (p.startsWith(prefix)) {
+          const rel = p.slice(prefix.length);
+          const f = path.resolve(dir, rel);
+          if (f.startsWith(path.resolve(dir))) file = f;
+          break;
+        }
+      }
+      if (!file && /^\/[^/.]*$/.test(p)) file = index;
+      if (!file || !(await stat(file).catch(() => null))?.isFile()) {
+        res.writeHead(404);
+        return res.end("not found");
+      }
+      res.writeHead(200, { "content-type": MIME[path.extname(file)] || "application/octet-stream", "cache-control": "no-store" });
+      res.end(await readFile(file));
+    } catch (e) {
+      res.writeHead(500);
+      res.end(String(e));
+    }
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address();
+  return { port, url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(r)) };
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `fn` in the page until it returns a truthy value; fails with `what` and the page log. */
+export async function waitInPage(page, fn, arg, what) {
+  try {
+    const h = await page.waitForFunction(fn, arg, { timeout: WAIT_MS, polling: 100 });
+    return await h.jsonValue();
+  } catch (e) {
+    const state = await page.evaluate(() => {
+      const T = window.__framecast;
+      return T ? { state: T.state, stateLog: T.stateLog, frames: T.frames, errors: T.errors, stats: T.stats() } : null;
+    }).catch(() => null);
+    throw new Error(`timed out waiting for ${what}\nviewer: ${JSON.stringify(state)}\npage log:\n${page.logs.join("\n")}`);
+  }
+}
+
+/** Waits until the framecast viewer has displayed at least `n` frames (more than `after`). */
+export function waitFrames(page, n = 1, after = 0) {
+  return waitInPage(page, ([n, after]) => window.__framecast && window.__framecast.frames >= after + n,
+    [n, after], `${n} displayed frame(s) after ${after}`);
+}
+
+/** Reads the viewer canvas (frame pixels) through the worker: {width, height, px(x, y) -> [r,g,b]}. */
+export async function readCanvas(page) {
+  const r = await page.evaluate(async () => {
+    const p = await window.__framecast.readPixels();
+    return { width: p.width, height: p.height, data: p.data ? Array.from(p.data) : null };
+  });
+  return {
+    width: r.width,
+    height: r.height,
+    px: (x, y) => {
+      const i = 4 * (y * r.width + x);
+      return [r.data[i], r.data[i + 1], r.data[i + 2]];
+    },
+    /** Mean RGB of the w x h block at (x, y). */
+    mean: (x, y, w, h) => {
+      const s = [0, 0, 0];
+      for (let j = y; j < y + h; j++) for (let i = x; i < x + w; i++) {
+        const k = 4 * (j * r.width + i);
+        s[0] += r.data[k]; s[1] += r.data[k + 1]; s[2] += r.data[k + 2];
+      }
+      return s.map((v) => v / (w * h));
+    },
+  };
+}
+
+/**
+ * framecast_io::test_card_patches(width, height), replicated from
+ * crates/framecast-io/src/pattern.rs (CardLayout::new and PATCH_COLOURS). Integer arithmetic.
+ */
+export function testCardPatches(width, height) {
+  const colours = [
+    ["white", [191, 191, 191]], ["yellow", [191, 191, 0]], ["cyan", [0, 191, 191]], ["green", [0, 191, 0]],
+    ["magenta", [191, 0, 191]], ["red", [191, 0, 0]], ["blue", [0, 0, 191]], ["black", [0, 0, 0]],
+    ["mid-grey", [128, 128, 128]], ["dark-grey", [64, 64, 64]], ["near-white", [235, 235, 235]],
+  ];
+  const d = (a, b) => Math.floor(a / b);
+  const marginX = d(width, 24);
+  const cellW = d(width - 2 * marginX, 8);
+  const patchW = cellW - d(cellW, 8);
+  const rowH = d(height, 4);
+  const gapY = d(height, 24);
+  const row1Y = d(height, 12);
+  const row2Y = row1Y + rowH + gapY;
+  return colours.map(([name, rgb], i) => {
+    const col = i < 8 ? i : i - 8;
+    return { name, rgb, x: marginX + col * cellW + d(cellW - patchW, 2), y: i < 8 ? row1Y : row2Y, w: patchW, h: rowH };
+  });
+}
+
+export function haveFile(p) {
+  return existsSync(p);
+}
