@@ -1,0 +1,47 @@
+//! framecast-remote: the VTR1 ("VideoToolbox Remote" protocol v1) remote-encode service.
+//!
+//! framecast speaks VTR1 byte for byte, so FFmpeg builds with the `*_videotoolbox_remote`
+//! codecs can encode and decode through a framecast server, and framecast's client can use a
+//! stock `vtremoted`. Unlike `vtremoted`, the server is not tied to macOS: it serves whatever
+//! encoder backends this machine has (OpenH264 everywhere).
+//!
+//! * [`wire`]: the sans-IO codec — every message, the header, [`wire::Vtr1Codec`] (incremental
+//!   decoding, size caps checked on the header before allocating).
+//! * [`compress`]: per-plane LZ4 (raw block) / Zstd (frame) FRAME compression.
+//! * [`session`]: the synchronous media side of a server session (CONFIGURE options → encoder
+//!   config, plane validation, timestamp rules, encode/decode/transcode), no sockets.
+//! * [`server`]: the tokio shell — accept loop, session limit, token check, deadlines.
+//! * [`client`]: the async client.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), framecast_remote::RemoteError> {
+//! use framecast_remote::{client::{Client, ClientOptions}, wire::{Configure, pix_fmt}};
+//! let mut client = Client::connect("127.0.0.1:5555", ClientOptions::default()).await?;
+//! let ack = client
+//!     .configure(Configure {
+//!         width: 1280, height: 720, pix_fmt: pix_fmt::NV12,
+//!         tb_num: 1, tb_den: 30, fr_num: 30, fr_den: 1,
+//!         options: vec![("mode".into(), "encode".into())],
+//!         ..Configure::default()
+//!     })
+//!     .await?;
+//! println!("avcC: {} bytes", ack.extradata.len());
+//! # Ok(()) }
+//! ```
+//!
+//! Error codes: the reference documents 1 auth, 2 busy, 3 unsupported, 4 bad request,
+//! 5 internal, but its newer server actually sends 1 for any CONFIGURE failure, 2 for a
+//! failure while processing media and 4 for an oversize or unexpected message. framecast sends
+//! what the reference sends ([`wire::error_code`]).
+
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod compress;
+mod error;
+pub mod server;
+pub mod session;
+pub mod wire;
+
+pub use compress::Compression;
+pub use error::{CompressionError, RemoteError, WireError};
