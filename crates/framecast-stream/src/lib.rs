@@ -1,0 +1,62 @@
+//! framecast-stream: live streaming of rendered frames to browsers, wire-compatible with
+//! pdum.rfb 0.3.
+//!
+//! * [`protocol`] (pure): the binary envelope, `image_frame`/`video_chunk` headers, control
+//!   messages both ways, the input-event vocabulary and close codes, byte-identical to
+//!   pdum.rfb's Python (golden fixtures in `tests/fixtures/protocol/`).
+//! * [`session`] (pure, sans-IO): [`StreamCore`], the per-stream/per-viewer delivery state
+//!   machine — keyframe rules, drop-before-encode with `max_inflight`, latest-frame-wins, the
+//!   2 s backstop, still-after-settle, stats, and encoders shared by viewers that negotiate
+//!   the same transport. Time goes in, [`Action`]s come out.
+//! * The shell: [`serve`] / [`Server`] (tokio + axum: HTTP and WebSocket on one port),
+//!   [`Display`] to publish frames and read input, [`BlockingDisplay`] for non-async apps.
+//!   Encoding runs on one OS thread per encoder group, never on the async runtime.
+//!
+//! # HTTP and WebSocket endpoints (one port, default `127.0.0.1:8765`)
+//!
+//! | Path | |
+//! |---|---|
+//! | `GET /` , `GET /<stream>` | the embedded viewer page (`viewer/index.html`); with `Upgrade: websocket`, the viewer WebSocket of stream `default` / `<stream>` (unknown → close 4404) |
+//! | `GET /viewer/<path>` | any file of the embedded viewer directory |
+//! | `GET /health` | `{"status":"ok","streams":N}` |
+//! | `GET /streams` | `[{"name","width","height","fps","clients"}]` |
+//! | `GET /streams/<name>/metrics`, `GET /metrics` | counters: frames published, per-group encode ms (EMA, p50, p95), per-viewer sent/acked/dropped/RTT/fps/bitrate |
+//! | `GET /control` | (only with [`ServerConfig::remote_control`]) `{"stream","backend","bitrate","fps","transport","backends":[..],"transports":["auto","video","image"], ...app state}` |
+//! | `POST /control` | JSON `{"stream"?, "backend"?, "bitrate"?, "transport"?, ...}`: backend/bitrate/transport are applied (encoders rebuilt, `config` re-sent, keyframe forced); the whole object is queued for the application ([`Display::poll_control`], e.g. `scene`); answers like `GET`. 400 on bad values, 401 without the stream's token, 403 for a foreign origin, 404 when disabled |
+//!
+//! # Example
+//!
+//! ```no_run
+//! use framecast_stream::{BlockingDisplay, ServerConfig, StreamConfig};
+//! use framecast_core::PixelFormat;
+//! let display = BlockingDisplay::serve(ServerConfig::default(), StreamConfig::new(1280, 720))?;
+//! println!("open {}", display.url());
+//! for i in 0.. {
+//!     display.publish_with(PixelFormat::Rgba8, 1280, 720, |rgba| {
+//!         framecast_io::render_into(framecast_io::PatternKind::TestCard, i, 1280, 720, rgba).ok();
+//!     })?;
+//!     for e in display.poll_events() { println!("{:?}", e.event); }
+//!     std::thread::sleep(std::time::Duration::from_millis(33));
+//! #   break;
+//! }
+//! # Ok::<(), framecast_stream::StreamError>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod assets;
+mod config;
+mod display;
+pub mod protocol;
+mod server;
+pub mod session;
+mod worker;
+
+pub use config::{ServerConfig, StreamConfig, StreamError, DEFAULT_LISTEN};
+pub use display::{BlockingDisplay, Display};
+pub use server::{constant_time_eq, serve, Server, DEFAULT_STREAM};
+pub use session::{
+    Action, EncoderSettings, GroupKind, ImageFormat, InputEvent, ResizePolicy, StreamCore,
+    StreamMetrics, TransportPolicy,
+};
+pub use worker::{encode_jpeg, encode_png, SharedFrame};

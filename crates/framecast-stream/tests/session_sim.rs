@@ -1,0 +1,621 @@
+//! The delivery state machine in simulated time: no sockets, no threads, no sleeps.
+
+use bytes::Bytes;
+use framecast_stream::protocol::ViewerEvent;
+use framecast_stream::protocol::{client, BinaryHeader, CAP_H264_ANNEXB, CAP_JPEG, CAP_PNG};
+use framecast_stream::session::{
+    Action, EncodeJob, EncodedFrame, FrameInfo, GroupKind, ImageFormat, ResizePolicy,
+    SessionConfig, StreamCore, TransportPolicy, ViewerId,
+};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const MS: Duration = Duration::from_millis(1);
+
+#[derive(Debug, Clone)]
+struct Sent {
+    seq: u64,
+    keyframe: bool,
+    frame_ts: u64,
+    payload: Bytes,
+    mime: Option<String>,
+}
+
+struct Sim {
+    core: StreamCore,
+    now: Duration,
+    frame: u64,
+    size: (u32, u32),
+    /// Encode jobs issued, in order.
+    jobs: Vec<EncodeJob>,
+    /// Jobs not completed yet (auto-completed by `step` unless `hold` is set).
+    pending: Vec<EncodeJob>,
+    hold: bool,
+    sent: BTreeMap<ViewerId, Vec<Sent>>,
+    texts: BTreeMap<ViewerId, Vec<String>>,
+    closed: Vec<(ViewerId, u16)>,
+    events: Vec<ViewerEvent>,
+    closed_groups: Vec<u64>,
+    targets: Vec<(u32, u32)>,
+}
+
+fn video() -> Vec<String> {
+    vec![CAP_JPEG.into(), CAP_PNG.into(), CAP_H264_ANNEXB.into()]
+}
+fn images() -> Vec<String> {
+    vec![CAP_JPEG.into(), CAP_PNG.into()]
+}
+
+impl Sim {
+    fn new(config: SessionConfig) -> Self {
+        Sim {
+            core: StreamCore::new(config),
+            now: Duration::ZERO,
+            frame: 0,
+            size: (64, 48),
+            jobs: vec![],
+            pending: vec![],
+            hold: false,
+            sent: BTreeMap::new(),
+            texts: BTreeMap::new(),
+            closed: vec![],
+            events: vec![],
+            closed_groups: vec![],
+            targets: vec![],
+        }
+    }
+
+    fn default() -> Self {
+        Self::new(SessionConfig::default())
+    }
+
+    fn drain(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(a) = self.core.poll_action() {
+                progressed = true;
+                match a {
+                    Action::Encode(job) => {
+                        self.jobs.push(job.clone());
+                        self.pending.push(job);
+                    }
+                    Action::SendPayload {
+                        viewer,
+                        header,
+                        payload,
+                    } => {
+                        let s = match header {
+                            BinaryHeader::VideoChunk(h) => Sent {
+                                seq: h.seq,
+                                keyframe: h.keyframe,
+                                frame_ts: h.timestamp_us,
+                                payload,
+                                mime: None,
+                            },
+                            BinaryHeader::ImageFrame(h) => Sent {
+                                seq: h.seq,
+                                keyframe: true,
+                                frame_ts: h.timestamp_us,
+                                payload,
+                                mime: Some(h.mime),
+                            },
+                        };
+                        self.sent.entry(viewer).or_default().push(s);
+                    }
+                    Action::SendText { viewer, text } => {
+                        self.texts.entry(viewer).or_default().push(text)
+                    }
+                    Action::Close { viewer, code, .. } => self.closed.push((viewer, code)),
+                    Action::Event(e) => self.events.push(e.event),
+                    Action::CloseGroup(g) => self.closed_groups.push(g),
+                    Action::TargetSize { width, height } => self.targets.push((width, height)),
+                    _ => {}
+                }
+            }
+            if !self.hold && !self.pending.is_empty() {
+                for job in std::mem::take(&mut self.pending) {
+                    self.complete(job);
+                }
+                progressed = true;
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn complete(&mut self, job: EncodeJob) {
+        let (data, mime, keyframe) = match job.kind {
+            GroupKind::Video => (
+                format!("h264 frame {} key {}", job.frame.id, job.force_keyframe),
+                None,
+                job.force_keyframe,
+            ),
+            GroupKind::Image(f) => {
+                let f = if job.still { ImageFormat::Png } else { f };
+                (format!("image {}", job.frame.id), Some(f.mime()), true)
+            }
+        };
+        self.core.encode_done(
+            job.group,
+            job.job,
+            Ok(EncodedFrame {
+                data: Bytes::from(data),
+                keyframe,
+                codec: Some("avc1.42E01F".into()),
+                mime,
+                width: job.frame.width,
+                height: job.frame.height,
+                encode_ms: 5.0,
+            }),
+            self.now,
+        );
+    }
+
+    fn finish_pending(&mut self) {
+        for job in std::mem::take(&mut self.pending) {
+            self.complete(job);
+        }
+        self.drain();
+    }
+
+    fn add(&mut self, id: ViewerId, caps: Vec<String>) {
+        self.core.add_viewer(id, caps, self.now).unwrap();
+        self.drain();
+    }
+
+    fn publish(&mut self) {
+        self.frame += 1;
+        self.core.publish(
+            FrameInfo {
+                id: self.frame,
+                width: self.size.0,
+                height: self.size.1,
+                timestamp_us: self.now.as_micros() as u64,
+            },
+            self.now,
+        );
+        self.drain();
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.core.handle_timeout(self.now);
+        self.drain();
+    }
+
+    fn text(&mut self, id: ViewerId, t: &str) {
+        self.core.handle_text(id, t, self.now);
+        self.drain();
+    }
+
+    fn ack_all(&mut self, id: ViewerId) {
+        let seqs: Vec<u64> = self
+            .sent
+            .get(&id)
+            .map(|v| v.iter().map(|s| s.seq).collect())
+            .unwrap_or_default();
+        if let Some(&last) = seqs.last() {
+            self.text(id, &client::ack(last, 0));
+        }
+    }
+
+    fn sent(&self, id: ViewerId) -> &[Sent] {
+        self.sent.get(&id).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+#[test]
+fn config_then_keyframe_first() {
+    let mut s = Sim::default();
+    s.add(1, video());
+    let texts = &s.texts[&1];
+    assert!(
+        texts[0].starts_with(r#"{"type":"config","transport":"webcodecs""#),
+        "{texts:?}"
+    );
+    assert!(s.sent(1).is_empty(), "nothing before the first publish");
+    s.publish();
+    assert_eq!(s.jobs.len(), 1);
+    assert!(s.jobs[0].force_keyframe);
+    assert_eq!(s.sent(1).len(), 1);
+    assert!(s.sent(1)[0].keyframe);
+    assert_eq!(s.sent(1)[0].seq, 0);
+    s.ack_all(1);
+    s.advance(33 * MS);
+    s.publish();
+    assert!(!s.jobs[1].force_keyframe, "second frame is a delta");
+    assert_eq!(s.sent(1)[1].seq, 1);
+}
+
+#[test]
+fn inflight_limit_drops_before_encode_and_latest_wins() {
+    let mut s = Sim::default();
+    s.add(1, video());
+    for _ in 0..5 {
+        s.publish();
+        s.advance(33 * MS);
+    }
+    // max_inflight = 2: frames 3, 4, 5 are dropped without being encoded.
+    assert_eq!(s.jobs.len(), 2, "{:?}", s.jobs);
+    assert_eq!(s.sent(1).len(), 2);
+    let m = s.core.metrics(s.now);
+    assert_eq!(m.viewers[0].frames_dropped, 3);
+    assert_eq!(m.viewers[0].inflight, 2);
+    // An ack frees a slot: the newest frame (5) goes out at once, as a keyframe after the drop.
+    s.text(1, &client::ack(0, 0));
+    assert_eq!(s.jobs.len(), 3);
+    assert_eq!(s.jobs[2].frame.id, 5, "latest frame wins");
+    assert!(s.jobs[2].force_keyframe, "keyframe after a drop");
+    assert!(s.sent(1)[2].keyframe);
+}
+
+#[test]
+fn one_encode_at_a_time_newest_frame_supersedes() {
+    let mut s = Sim::default();
+    s.hold = true;
+    s.add(1, video());
+    s.publish(); // job 1 running
+    s.publish(); // superseded...
+    s.publish(); // ...by this one
+    assert_eq!(s.jobs.len(), 1);
+    s.finish_pending();
+    assert_eq!(s.jobs.len(), 2, "the newest frame is encoded next");
+    assert_eq!(s.jobs[1].frame.id, 3);
+}
+
+#[test]
+fn request_keyframe_and_decoder_reset_force_keyframes() {
+    let mut s = Sim::default();
+    s.add(1, video());
+    s.publish();
+    s.ack_all(1);
+    s.publish();
+    s.ack_all(1);
+    assert!(!s.jobs[1].force_keyframe);
+    s.text(1, &client::request_keyframe("decode error"));
+    s.publish();
+    assert!(s.jobs[2].force_keyframe, "request_keyframe");
+    // decoder_reset with frames in flight: cleared and keyframe next.
+    s.publish();
+    assert!(!s.jobs[3].force_keyframe);
+    assert_eq!(s.core.metrics(s.now).viewers[0].inflight, 2);
+    s.text(1, r#"{"type":"decoder_reset"}"#);
+    let m = s.core.metrics(s.now);
+    assert_eq!(m.viewers[0].inflight, 0);
+    assert_eq!(m.viewers[0].decoder_resets, 1);
+    s.publish();
+    assert!(s.jobs.last().unwrap().force_keyframe, "decoder_reset");
+}
+
+#[test]
+fn backstop_clears_inflight_after_two_seconds() {
+    let mut s = Sim::default();
+    s.add(1, video());
+    s.publish();
+    s.publish();
+    s.publish(); // dropped
+    assert_eq!(s.jobs.len(), 2);
+    s.advance(1999 * MS);
+    assert_eq!(s.core.metrics(s.now).viewers[0].inflight, 2);
+    s.advance(MS);
+    let m = s.core.metrics(s.now);
+    assert_eq!(m.viewers[0].backstops, 1);
+    // The newest (not yet delivered) frame went out as a keyframe right away.
+    assert_eq!(s.jobs.len(), 3);
+    assert_eq!(s.jobs[2].frame.id, 3);
+    assert!(s.jobs[2].force_keyframe);
+}
+
+#[test]
+fn encoder_rebuild_on_resize_and_reconfigure() {
+    let mut s = Sim::default();
+    s.add(1, video());
+    s.publish();
+    s.ack_all(1);
+    s.size = (128, 96);
+    s.publish();
+    assert!(s.jobs[1].force_keyframe, "size change = rebuild = keyframe");
+    assert!(s.texts[&1]
+        .last()
+        .unwrap()
+        .contains(r#""width":128,"height":96"#));
+    s.ack_all(1);
+    s.publish();
+    assert!(!s.jobs[2].force_keyframe);
+    s.ack_all(1);
+    let mut settings = s.core.config().encoder.clone();
+    settings.bitrate = 2_000_000;
+    let n_texts = s.texts[&1].len();
+    s.core.reconfigure(settings, TransportPolicy::Auto, s.now);
+    s.drain();
+    assert_eq!(s.closed_groups.len(), 1, "old encoder closed");
+    assert_eq!(s.texts[&1].len(), n_texts + 1, "config re-sent");
+    // The new encoder starts at once with a keyframe of the latest frame.
+    let job = s.jobs.last().unwrap();
+    assert_eq!(job.frame.id, 3);
+    assert!(job.force_keyframe);
+    assert_eq!(job.settings.bitrate, 2_000_000);
+    // Live transport switch: video viewer → image transport.
+    s.ack_all(1);
+    let settings = s.core.config().encoder.clone();
+    s.core.reconfigure(settings, TransportPolicy::Image, s.now);
+    s.drain();
+    assert!(s.texts[&1]
+        .last()
+        .unwrap()
+        .contains(r#""transport":"image""#));
+    assert_eq!(
+        s.sent(1).last().unwrap().mime.as_deref(),
+        Some("image/jpeg")
+    );
+}
+
+#[test]
+fn still_after_settle_once() {
+    let mut s = Sim::new(SessionConfig {
+        still_after: Some(Duration::from_millis(500)),
+        ..SessionConfig::default()
+    });
+    s.add(1, video());
+    s.add(2, images());
+    s.publish();
+    s.ack_all(1);
+    s.ack_all(2);
+    s.advance(400 * MS);
+    assert_eq!(s.jobs.len(), 2);
+    s.advance(100 * MS);
+    assert_eq!(s.jobs.len(), 4, "one still per group");
+    assert!(s.jobs[2..].iter().all(|j| j.still && j.force_keyframe));
+    assert!(s.sent(1).last().unwrap().keyframe, "video still is an IDR");
+    assert_eq!(
+        s.sent(2).last().unwrap().mime.as_deref(),
+        Some("image/png"),
+        "image still is PNG"
+    );
+    s.ack_all(1);
+    s.ack_all(2);
+    s.advance(2000 * MS);
+    assert_eq!(s.jobs.len(), 4, "only once per settle");
+    // Not during motion.
+    for _ in 0..10 {
+        s.publish();
+        s.ack_all(1);
+        s.ack_all(2);
+        s.advance(100 * MS);
+    }
+    assert!(s.jobs[4..].iter().all(|j| !j.still));
+}
+
+#[test]
+fn shared_encoder_join_forces_keyframe_for_the_group() {
+    let mut s = Sim::default();
+    s.add(1, video());
+    for _ in 0..3 {
+        s.publish();
+        s.ack_all(1);
+    }
+    assert!(!s.jobs[2].force_keyframe);
+    s.add(2, video());
+    assert!(s.texts[&2][0].contains("webcodecs"));
+    s.publish();
+    assert_eq!(s.jobs.len(), 4, "one encode for both viewers");
+    assert!(s.jobs[3].force_keyframe, "join = keyframe");
+    let (a, b) = (s.sent(1).last().unwrap(), s.sent(2).last().unwrap());
+    assert!(a.keyframe && b.keyframe);
+    assert_eq!(
+        a.payload.as_ptr(),
+        b.payload.as_ptr(),
+        "one payload, shared"
+    );
+    assert_eq!((a.seq, b.seq), (3, 0), "per-viewer seq");
+    assert_eq!(a.frame_ts, b.frame_ts, "shared timestamp");
+    // Image viewers get their own group; PNG-only viewers another.
+    s.add(3, images());
+    s.add(4, vec![CAP_PNG.into()]);
+    s.ack_all(1);
+    s.ack_all(2);
+    s.publish();
+    assert_eq!(s.core.metrics(s.now).groups.len(), 3);
+    assert_eq!(
+        s.sent(3).last().unwrap().mime.as_deref(),
+        Some("image/jpeg")
+    );
+    assert_eq!(s.sent(4).last().unwrap().mime.as_deref(), Some("image/png"));
+}
+
+#[test]
+fn slow_viewer_does_not_slow_the_others() {
+    let mut s = Sim::default();
+    s.add(1, video());
+    s.add(2, video()); // never acks
+    for _ in 0..90 {
+        s.publish();
+        s.ack_all(1);
+        s.advance(33 * MS);
+    }
+    assert_eq!(s.jobs.len(), 90, "every frame encoded once");
+    assert_eq!(s.sent(1).len(), 90, "the fast viewer got every frame");
+    let slow = s.sent(2).len();
+    assert!((2..=6).contains(&slow), "slow viewer got {slow}");
+    // The slow viewer's return costs it a keyframe; with it, a keyframe for the group.
+    s.ack_all(2);
+    s.publish();
+    assert!(s.jobs.last().unwrap().force_keyframe);
+    assert!(s.sent(2).last().unwrap().keyframe);
+    let m = s.core.metrics(s.now);
+    assert_eq!(m.viewers[0].frames_dropped, 0);
+}
+
+#[test]
+fn viewer_that_needs_a_keyframe_skips_deltas() {
+    let mut s = Sim::default();
+    s.hold = true;
+    s.add(1, video());
+    s.publish();
+    s.finish_pending();
+    s.ack_all(1);
+    s.publish(); // delta encoding...
+    s.text(1, &client::request_keyframe("gate"));
+    s.finish_pending(); // ...arrives after the request: not sent
+    assert_eq!(s.sent(1).len(), 1);
+    s.publish();
+    s.finish_pending();
+    assert!(s.jobs.last().unwrap().force_keyframe);
+    assert!(s.sent(1).last().unwrap().keyframe);
+}
+
+#[test]
+fn malformed_message_closes_only_that_viewer() {
+    let mut s = Sim::default();
+    s.add(1, video());
+    s.add(2, video());
+    s.text(1, "{not json");
+    assert_eq!(s.closed, vec![(1, 1008)]);
+    s.text(2, r#"{"type":"whatever_new"}"#);
+    assert_eq!(
+        s.closed.len(),
+        1,
+        "unknown types are ignored, as pdum.rfb does"
+    );
+    s.publish();
+    assert_eq!(s.sent(2).len(), 1);
+    assert!(s.sent(1).is_empty());
+    assert_eq!(s.core.viewer_count(), 1);
+}
+
+#[test]
+fn events_and_viewport_reach_the_app_with_a_rate_cap() {
+    let mut s = Sim::new(SessionConfig {
+        max_events_per_second: 10,
+        ..SessionConfig::default()
+    });
+    s.add(1, video());
+    s.text(
+        1,
+        r#"{"type":"event","event":{"type":"pointer_down","x":320,"y":240,"inside":true,"pixel_ratio":2,"button":1,"buttons":[1],"modifiers":[],"timestamp":1.0}}"#,
+    );
+    s.text(1, &client::set_viewport(800.0, 600.0, 2.0));
+    match &s.events[..] {
+        [ViewerEvent::PointerDown(p), ViewerEvent::Resize(r)] => {
+            assert_eq!((p.x, p.y, p.button), (320.0, 240.0, 1));
+            assert_eq!((r.pwidth, r.pheight, r.ratio), (1600.0, 1200.0, 2.0));
+        }
+        other => panic!("{other:?}"),
+    }
+    for i in 0..30 {
+        s.text(1, &format!(r#"{{"type":"event","event":{{"type":"key_down","key":"a","code":"KeyA","modifiers":[],"timestamp":{i}}}}}"#));
+    }
+    let keys = s
+        .events
+        .iter()
+        .filter(|e| matches!(e, ViewerEvent::KeyDown(_)))
+        .count();
+    assert_eq!(
+        keys, 9,
+        "burst of one second's worth (10), one already spent"
+    );
+    s.advance(Duration::from_secs(1));
+    s.text(
+        1,
+        r#"{"type":"event","event":{"type":"key_up","key":"a","code":"KeyA"}}"#,
+    );
+    assert!(matches!(s.events.last(), Some(ViewerEvent::KeyUp(_))));
+}
+
+#[test]
+fn match_client_debounces_and_clamps() {
+    let mut s = Sim::new(SessionConfig {
+        resize: ResizePolicy::MatchClient {
+            debounce: Duration::from_millis(120),
+            max_dimension: Some(1000),
+        },
+        ..SessionConfig::default()
+    });
+    s.add(1, video());
+    s.text(1, &client::set_viewport(1000.0, 500.0, 2.0)); // 2000x1000 backing
+    s.advance(50 * MS);
+    s.text(1, &client::set_viewport(801.0, 601.0, 1.0));
+    s.advance(100 * MS);
+    assert!(s.targets.is_empty(), "debounced");
+    s.advance(30 * MS);
+    assert_eq!(s.targets, vec![(800, 600)], "last writer wins, even dims");
+    s.text(1, &client::set_viewport(1000.0, 500.0, 2.0));
+    s.advance(200 * MS);
+    assert_eq!(s.targets.last(), Some(&(1000, 500)), "clamped, aspect kept");
+}
+
+#[test]
+fn stats_piggyback_on_acks_at_the_interval() {
+    let mut s = Sim::new(SessionConfig {
+        stats_interval: Some(Duration::from_secs(1)),
+        ..SessionConfig::default()
+    });
+    s.add(1, video());
+    for _ in 0..60 {
+        s.publish();
+        s.advance(10 * MS);
+        s.ack_all(1);
+        s.advance(23 * MS);
+    }
+    let stats: Vec<&String> = s.texts[&1]
+        .iter()
+        .filter(|t| t.contains(r#""type":"stats""#))
+        .collect();
+    assert_eq!(stats.len(), 2, "{stats:?}");
+    let v: serde_json::Value = serde_json::from_str(stats[1]).unwrap();
+    assert!((v["rtt_ms"].as_f64().unwrap() - 10.0).abs() < 0.5, "{v}");
+    assert!(v["fps_sent"].as_f64().unwrap() > 25.0, "{v}");
+    assert_eq!(v["dropped"], 0);
+    assert_eq!(v["target_fps"], 30.0);
+    for k in [
+        "fps_acked",
+        "bitrate_bps",
+        "encode_ms",
+        "decode_queue_size",
+        "target_bitrate",
+    ] {
+        assert!(v.get(k).is_some(), "{k}");
+    }
+}
+
+#[test]
+fn transport_negotiation() {
+    let mut s = Sim::new(SessionConfig {
+        transports: TransportPolicy::Video,
+        ..SessionConfig::default()
+    });
+    let r = s.core.add_viewer(1, images(), s.now).unwrap_err();
+    assert_eq!(r.code, 1003);
+    assert_eq!(r.reason, "no supported transport");
+    let mut s = Sim::default();
+    assert_eq!(
+        s.core
+            .add_viewer(1, vec!["image/webp".into()], s.now)
+            .unwrap_err()
+            .code,
+        1003
+    );
+    let mut s = Sim::new(SessionConfig {
+        video_available: false,
+        ..SessionConfig::default()
+    });
+    s.add(1, video());
+    assert!(s.texts[&1][0].contains(r#""transport":"image""#));
+}
+
+#[test]
+fn encode_failure_forces_a_keyframe_next() {
+    let mut s = Sim::default();
+    s.hold = true;
+    s.add(1, video());
+    s.publish();
+    let job = s.pending.pop().unwrap();
+    s.core
+        .encode_done(job.group, job.job, Err("boom".into()), s.now);
+    s.drain();
+    assert!(s.sent(1).is_empty());
+    s.publish();
+    assert!(s.jobs.last().unwrap().force_keyframe);
+    assert_eq!(s.core.metrics(s.now).groups[0].failures, 1);
+}
