@@ -173,4 +173,39 @@ describe("framecast viewer against the pdum.rfb 0.3 server", { skip }, () => {
     assert.ok(last > before.seq);
     await page.close();
   });
+  it("stall watchdog: a decoder that holds its output is rebuilt after 1.2 s and frames resume", async () => {
+    const page = await newPage(browser);
+    await page.goto(pageUrl());
+    await waitFrames(page, 5);
+    await page.evaluate(() => window.__framecast.simulateStall());
+    await waitInPage(page, () => window.__framecast.stats().recoveries >= 1, null, "a watchdog recovery");
+    const after = await page.evaluate(() => window.__framecast.frames);
+    await waitFrames(page, 5, after);
+    const s = await page.evaluate(() => window.__framecast.stats());
+    assert.ok(s.sent.decoder_reset >= 1 && s.sent.request_keyframe >= 1, JSON.stringify(s.sent));
+    await page.close();
+  });
+
+  it("drops work while hidden and asks for a keyframe when visible again", async () => {
+    const page = await newPage(browser);
+    await page.goto(pageUrl());
+    await waitFrames(page, 5);
+    await page.evaluate(() => window.__framecast.setHidden(true));
+    // Once the hidden notice has reached the worker, nothing more is displayed.
+    // (Worker -> page messages are ordered: once a stats snapshot counts a drop, every frame
+    // notice posted before the worker saw "hidden" has arrived.)
+    await waitInPage(page, () => window.__framecast.stats().dropped > 0, null, "frames dropped while hidden");
+    const hiddenFrames = await page.evaluate(() => window.__framecast.frames);
+    await sleep(300);
+    assert.equal(await page.evaluate(() => window.__framecast.frames), hiddenFrames, "no frame displayed while hidden");
+    const sent = await page.evaluate(() => window.__framecast.stats().sent);
+    await page.evaluate(() => window.__framecast.setHidden(false));
+    await waitFrames(page, 5, hiddenFrames);
+    const s = await page.evaluate(() => window.__framecast.stats());
+    assert.ok(s.sent.request_keyframe > sent.request_keyframe, "request_keyframe on return");
+    assert.ok(s.sent.decoder_reset > sent.decoder_reset, "decoder_reset on return (in-flight frames were dropped)");
+    const f = await page.evaluate(() => window.__framecast.lastFrame);
+    await page.close();
+    assert.ok(f.seq > 0);
+  });
 });
