@@ -1,0 +1,459 @@
+//! The server over real loopback sockets, driven by a Rust WebSocket client.
+
+use framecast_core::{convert, ColorSpace, PixelFormat};
+use framecast_encode::decode::H264Decoder;
+use framecast_io::{render_into, test_card_patches, PatternKind};
+use framecast_stream::protocol::{
+    client, decode_envelope, BinaryHeader, PointerEvent, ViewerEvent, CAP_H264_ANNEXB, CAP_JPEG,
+    CAP_PNG,
+};
+use framecast_stream::{serve, Display, ServerConfig, StreamConfig};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+const W: u32 = 320;
+const H: u32 = 240;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn start(mut stream: StreamConfig, server: ServerConfig) -> Display {
+    stream.fps = 30.0;
+    let server = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..server
+    };
+    let display = serve(server, stream).await.unwrap();
+    let d = display.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(33));
+        for i in 0u64.. {
+            tick.tick().await;
+            let r = d.publish_with(PixelFormat::Rgba8, W, H, |rgba| {
+                render_into(PatternKind::TestCard, i, W, H, rgba).unwrap();
+            });
+            if r.is_err() {
+                break;
+            }
+        }
+    });
+    display
+}
+
+async fn default_display() -> Display {
+    start(StreamConfig::new(W, H), ServerConfig::default()).await
+}
+
+async fn connect(url: &str) -> Ws {
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+async fn hello(url: &str, caps: &[&str], token: Option<&str>) -> Ws {
+    let mut ws = connect(url).await;
+    ws.send(Message::text(client::hello(caps, token)))
+        .await
+        .unwrap();
+    ws
+}
+
+/// Next message within 5 s.
+async fn next(ws: &mut Ws) -> Message {
+    tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("timed out waiting for a message")
+        .expect("stream ended")
+        .expect("websocket error")
+}
+
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        if let Message::Text(t) = next(ws).await {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+async fn next_binary(ws: &mut Ws) -> (BinaryHeader, Vec<u8>) {
+    loop {
+        if let Message::Binary(b) = next(ws).await {
+            let (h, p) = decode_envelope(&b).unwrap();
+            return (h, p.to_vec());
+        }
+    }
+}
+
+async fn close_code(ws: &mut Ws) -> (u16, String) {
+    loop {
+        match next(ws).await {
+            Message::Close(Some(f)) => return (f.code.into(), f.reason.to_string()),
+            Message::Close(None) => return (1005, String::new()),
+            Message::Binary(_) => panic!("no frame may arrive before the close"),
+            _ => {}
+        }
+    }
+}
+
+fn assert_patches(rgba: &[u8], what: &str) {
+    for p in test_card_patches(W, H) {
+        if p.w < 8 || p.h < 8 {
+            continue;
+        }
+        let (cx, cy) = (p.x + p.w / 2, p.y + p.h / 2);
+        let i = ((cy * W + cx) * 4) as usize;
+        for c in 0..3 {
+            let (got, want) = (rgba[i + c] as i32, p.rgb[c] as i32);
+            assert!(
+                (got - want).abs() <= 6,
+                "{what}: patch {} channel {c}: got {got}, want {want}",
+                p.name
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_chunks_decode_to_the_test_card() {
+    let d = default_display().await;
+    let mut ws = hello(&d.ws_url(), &[CAP_JPEG, CAP_PNG, CAP_H264_ANNEXB], None).await;
+    let config = next_json(&mut ws).await;
+    assert_eq!(config["type"], "config");
+    assert_eq!(config["transport"], "webcodecs");
+    assert_eq!(config["coords"], "frame-pixels");
+    assert!(config["codec"].as_str().unwrap().starts_with("avc1."));
+    let mut decoder = H264Decoder::new().unwrap();
+    let mut keyframes = vec![];
+    let start = Instant::now();
+    for n in 0..45u64 {
+        let (h, payload) = next_binary(&mut ws).await;
+        let BinaryHeader::VideoChunk(h) = h else {
+            panic!("{h:?}")
+        };
+        assert_eq!(h.seq, n, "seq counts from 0 per viewer");
+        assert_eq!((h.width, h.height), (W, H));
+        assert_eq!(h.bitstream, "annexb");
+        assert_eq!(h.duration_us, Some(33333));
+        assert!(h.codec.starts_with("avc1.42"), "{}", h.codec);
+        if n == 0 {
+            assert!(h.keyframe, "first chunk is a keyframe");
+            assert!(payload.starts_with(&[0, 0, 0, 1]) || payload.starts_with(&[0, 0, 1]));
+        }
+        if h.keyframe {
+            keyframes.push(n);
+        }
+        let img = decoder
+            .decode(&payload)
+            .unwrap()
+            .expect("a picture per chunk");
+        if n == 0 || n == 44 {
+            let rgba = convert::yuv420_to_rgba(&img, ColorSpace::default());
+            assert_patches(&rgba, &format!("chunk {n}"));
+        }
+        ws.send(Message::text(client::ack(h.seq, 0))).await.unwrap();
+    }
+    assert!(
+        keyframes.len() >= 2 && keyframes[1] <= 32,
+        "GOP ≈ 1 s: keyframes at {keyframes:?}"
+    );
+    let secs = start.elapsed().as_secs_f64();
+    assert!(secs < 3.0, "45 frames at 30 fps took {secs:.1} s");
+    d.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_transport_sends_jpeg_that_decodes_to_the_test_card() {
+    let d = default_display().await;
+    let mut ws = hello(&d.ws_url(), &[CAP_JPEG, CAP_PNG], None).await;
+    let config = next_json(&mut ws).await;
+    assert_eq!(config["transport"], "image");
+    assert!(config.get("codec").is_none());
+    let (h, payload) = next_binary(&mut ws).await;
+    let BinaryHeader::ImageFrame(h) = h else {
+        panic!("{h:?}")
+    };
+    assert_eq!(h.mime, "image/jpeg");
+    let mut dec = jpeg_decoder::Decoder::new(&payload[..]);
+    let rgb = dec.decode().unwrap();
+    let info = dec.info().unwrap();
+    assert_eq!((info.width as u32, info.height as u32), (W, H));
+    let rgba: Vec<u8> = rgb
+        .chunks(3)
+        .flat_map(|p| [p[0], p[1], p[2], 255])
+        .collect();
+    assert_patches(&rgba, "jpeg");
+    d.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn still_after_settle_sends_a_png() {
+    let mut cfg = StreamConfig::new(64, 48);
+    cfg.still_after = Some(Duration::from_millis(200));
+    let d = serve(
+        ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..ServerConfig::default()
+        },
+        cfg,
+    )
+    .await
+    .unwrap();
+    let mut ws = hello(&d.ws_url(), &[CAP_JPEG, CAP_PNG], None).await;
+    next_json(&mut ws).await;
+    d.publish_with(PixelFormat::Rgba8, 64, 48, |b| b.fill(200))
+        .unwrap();
+    let (h, _) = next_binary(&mut ws).await;
+    ws.send(Message::text(client::ack(h.seq(), 0)))
+        .await
+        .unwrap();
+    let (h, png) = next_binary(&mut ws).await;
+    let BinaryHeader::ImageFrame(h) = h else {
+        panic!()
+    };
+    assert_eq!((h.seq, h.mime.as_str()), (1, "image/png"));
+    assert!(png.starts_with(b"\x89PNG"));
+    d.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_poll_events_in_frame_pixels() {
+    let d = default_display().await;
+    let mut ws = hello(&d.ws_url(), &[CAP_JPEG], None).await;
+    next_json(&mut ws).await;
+    let ev = ViewerEvent::PointerDown(PointerEvent {
+        x: 100.5,
+        y: 42.0,
+        inside: true,
+        pixel_ratio: 2.0,
+        button: 1,
+        buttons: vec![1],
+        modifiers: vec!["Shift".into()],
+        timestamp: 12.5,
+    });
+    ws.send(Message::text(client::event(&ev))).await.unwrap();
+    ws.send(Message::text(client::set_viewport(640.0, 480.0, 1.0)))
+        .await
+        .unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(5), d.next_event())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.event, ev);
+    let mut got = vec![];
+    let until = Instant::now() + Duration::from_secs(5);
+    while got.is_empty() && Instant::now() < until {
+        got = d.poll_events();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        matches!(&got[..], [e] if matches!(&e.event, ViewerEvent::Resize(r) if r.width == 640.0)),
+        "{got:?}"
+    );
+    d.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_token_closes_4401_before_any_frame() {
+    let mut cfg = StreamConfig::new(W, H);
+    cfg.token = Some("s3cret".into());
+    let d = start(cfg, ServerConfig::default()).await;
+    let mut bad = hello(&d.ws_url(), &[CAP_JPEG], Some("guess")).await;
+    assert_eq!(close_code(&mut bad).await, (4401, "unauthorized".into()));
+    let mut none = hello(&d.ws_url(), &[CAP_JPEG], None).await;
+    assert_eq!(close_code(&mut none).await.0, 4401);
+    let mut good = hello(&d.ws_url(), &[CAP_JPEG], Some("s3cret")).await;
+    assert_eq!(next_json(&mut good).await["type"], "config");
+    let mut query = hello(&format!("{}?token=s3cret", d.ws_url()), &[CAP_JPEG], None).await;
+    assert_eq!(next_json(&mut query).await["type"], "config");
+    d.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_stream_closes_4404() {
+    let d = default_display().await;
+    let url = format!("ws://{}/nope", d.local_addr());
+    let mut ws = hello(&url, &[CAP_JPEG], None).await;
+    assert_eq!(
+        close_code(&mut ws).await,
+        (4404, "unknown stream 'nope'".into())
+    );
+    // No common transport: 1003.
+    let mut ws = hello(&d.ws_url(), &["image/webp"], None).await;
+    assert_eq!(
+        close_code(&mut ws).await,
+        (1003, "no supported transport".into())
+    );
+    d.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_message_closes_that_viewer_only() {
+    let d = default_display().await;
+    let mut a = hello(&d.ws_url(), &[CAP_JPEG, CAP_H264_ANNEXB], None).await;
+    let mut b = hello(&d.ws_url(), &[CAP_JPEG, CAP_H264_ANNEXB], None).await;
+    next_json(&mut a).await;
+    next_json(&mut b).await;
+    a.send(Message::text("{\"type\": \"ack\", \"seq\": \"zero\"}"))
+        .await
+        .unwrap();
+    assert_eq!(close_code(&mut a).await.0, 1008);
+    // An oversized message closes too (1009).
+    let mut c = hello(&d.ws_url(), &[CAP_JPEG], None).await;
+    next_json(&mut c).await;
+    let _ = c.send(Message::text("x".repeat(200_000))).await;
+    let code = close_code(&mut c).await.0;
+    assert!(code == 1009 || code == 1006, "{code}");
+    for _ in 0..10 {
+        let (h, _) = next_binary(&mut b).await;
+        b.send(Message::text(client::ack(h.seq(), 0)))
+            .await
+            .unwrap();
+    }
+    d.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_viewer_does_not_stall_another() {
+    let d = default_display().await;
+    let mut stalled = hello(&d.ws_url(), &[CAP_JPEG, CAP_H264_ANNEXB], None).await;
+    // The stalled viewer reads its config and nothing more, and never acks.
+    next_json(&mut stalled).await;
+    let mut live = hello(&d.ws_url(), &[CAP_JPEG, CAP_H264_ANNEXB], None).await;
+    next_json(&mut live).await;
+    let start = Instant::now();
+    let mut frames = 0;
+    while start.elapsed() < Duration::from_secs(3) {
+        let (h, _) = next_binary(&mut live).await;
+        live.send(Message::text(client::ack(h.seq(), 0)))
+            .await
+            .unwrap();
+        frames += 1;
+    }
+    assert!(
+        frames >= 70,
+        "live viewer got {frames} frames in 3 s at 30 fps"
+    );
+    let m = d.metrics().await.unwrap();
+    assert_eq!(m.groups.len(), 1, "both share one encoder");
+    let stalled_m = m.viewers.iter().find(|v| v.frames_acked == 0).unwrap();
+    assert!(stalled_m.frames_sent <= 6, "{stalled_m:?}");
+    assert!(stalled_m.backstops >= 1);
+    drop(stalled);
+    d.close().await;
+}
+
+async fn http(addr: std::net::SocketAddr, request: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    http(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_endpoints() {
+    let d = start(
+        StreamConfig::new(W, H),
+        ServerConfig {
+            remote_control: true,
+            ..ServerConfig::default()
+        },
+    )
+    .await;
+    let addr = d.local_addr();
+    let mut ws = hello(&d.ws_url(), &[CAP_JPEG, CAP_H264_ANNEXB], None).await;
+    next_json(&mut ws).await;
+    for _ in 0..3 {
+        let (h, _) = next_binary(&mut ws).await;
+        ws.send(Message::text(client::ack(h.seq(), 0)))
+            .await
+            .unwrap();
+    }
+    let (status, body) = get(addr, "/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["status"],
+        "ok"
+    );
+    let (_, body) = get(addr, "/streams").await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v[0]["name"], "default");
+    assert_eq!(
+        (v[0]["width"].as_u64(), v[0]["clients"].as_u64()),
+        (Some(W as u64), Some(1))
+    );
+    let (status, body) = get(addr, "/streams/default/metrics").await;
+    assert_eq!(status, 200);
+    let m: Value = serde_json::from_str(&body).unwrap();
+    assert!(m["frames_published"].as_u64().unwrap() >= 3, "{m}");
+    assert!(
+        m["viewers"][0]["frames_acked"].as_u64().unwrap() >= 3,
+        "{m}"
+    );
+    assert!(m["groups"][0]["encode_ms"].as_f64().unwrap() > 0.0, "{m}");
+    assert_eq!(get(addr, "/streams/nope/metrics").await.0, 404);
+    let (status, page) = get(addr, "/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<"), "{page}");
+    assert_eq!(get(addr, "/viewer/does-not-exist.js").await.0, 404);
+    // Live control: switch to images.
+    let (status, body) = get(addr, "/control").await;
+    assert_eq!(status, 200, "{body}");
+    let body_json = r#"{"transport":"image","bitrate":2000000,"scene":"plasma"}"#;
+    let (status, body) = http(
+        addr,
+        &format!(
+            "POST /control HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body_json}",
+            body_json.len()
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let state: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (state["transport"].as_str(), state["bitrate"].as_u64()),
+        (Some("image"), Some(2_000_000))
+    );
+    assert_eq!(d.poll_control()[0]["scene"], "plasma");
+    let config = next_json(&mut ws).await;
+    assert_eq!(config["transport"], "image", "{config}");
+    let (h, _) = next_binary(&mut ws).await;
+    assert!(matches!(h, BinaryHeader::ImageFrame(_)), "{h:?}");
+    let bad = r#"{"transport":"carrier-pigeon"}"#;
+    let (status, _) = http(
+        addr,
+        &format!("POST /control HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{bad}", bad.len()),
+    )
+    .await;
+    assert_eq!(status, 400);
+    d.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_origin_is_refused() {
+    let d = default_display().await;
+    let mut req =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(d.ws_url())
+            .unwrap();
+    req.headers_mut()
+        .insert("Origin", "http://evil.example".parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(req).await.is_err());
+    d.close().await;
+}
