@@ -1,0 +1,239 @@
+// framecast's viewer (served by framecast itself) against `framecast serve --pattern testcard`,
+// and pdum.rfb 0.3's own viewer bundle against the same server.
+//
+// Colour check of the H.264 path. framecast encodes BT.709 limited range (and says so in the
+// VUI). Chromium's software WebCodecs path (headless, --disable-gpu) draws VideoFrames into a 2D
+// canvas with BT.601 coefficients whatever the VUI says (observed: 75% blue, 191, comes out as
+// ~181). So each patch's expected colour is computed for both decoder hypotheses (BT.709 and
+// BT.601 inverse of our BT.709 forward conversion); every patch must match ONE hypothesis, the
+// same for all patches, within a tolerance for coding error. A wrong range (full vs limited),
+// swapped planes or misplaced patches miss both by far more than the tolerance.
+
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import path from "node:path";
+import {
+  launchBrowser, newPage, staticServer, startServer, freePort, waitFrames, waitInPage, readCanvas,
+  testCardPatches, FRAMECAST, PEER_PY, ROOT, haveFile, sleep,
+} from "./lib.js";
+
+const W = 640;
+const H = 360;
+
+function serveHelp() {
+  try {
+    return execFileSync(FRAMECAST, ["serve", "--help"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  } catch (e) {
+    return "";
+  }
+}
+const help = haveFile(FRAMECAST) ? serveHelp() : "";
+const skip = !haveFile(FRAMECAST)
+  ? `no framecast binary at ${FRAMECAST}`
+  : !/--pattern/.test(help) ? "`framecast serve --pattern` is not available in this build" : false;
+
+/** Arguments of `framecast serve` for the test card at W x H on `port`. */
+function serveArgs(port, extra = []) {
+  return ["serve", "--pattern", "testcard", "--size", `${W}x${H}`, "--listen", `127.0.0.1:${port}`, ...extra];
+}
+
+// --- colour expectations ------------------------------------------------------------------
+const KR709 = 0.2126, KB709 = 0.0722;
+function rgbToYuv709Limited([r, g, b]) {
+  const [R, G, B] = [r / 255, g / 255, b / 255];
+  const y = KR709 * R + (1 - KR709 - KB709) * G + KB709 * B;
+  const cb = (B - y) / (2 * (1 - KB709));
+  const cr = (R - y) / (2 * (1 - KR709));
+  return [16 + 219 * y, 128 + 224 * cb, 128 + 224 * cr];
+}
+function yuvLimitedToRgb([y, cb, cr], kr, kb) {
+  const Y = (y - 16) / 219, Cb = (cb - 128) / 224, Cr = (cr - 128) / 224;
+  const R = Y + 2 * (1 - kr) * Cr;
+  const B = Y + 2 * (1 - kb) * Cb;
+  const G = (Y - kr * R - kb * B) / (1 - kr - kb);
+  return [R, G, B].map((v) => Math.min(255, Math.max(0, v * 255)));
+}
+const expected709 = (rgb) => yuvLimitedToRgb(rgbToYuv709Limited(rgb), KR709, KB709);
+const expected601 = (rgb) => yuvLimitedToRgb(rgbToYuv709Limited(rgb), 0.299, 0.114);
+const dist = (a, b) => Math.max(...a.map((v, i) => Math.abs(v - b[i])));
+
+/** Mean colour of the central half of each test-card patch. */
+async function patchColours(page) {
+  const c = await readCanvas(page);
+  assert.equal(c.width, W, "canvas backing store is the frame size");
+  assert.equal(c.height, H);
+  return testCardPatches(W, H).map((p) => {
+    const x = p.x + Math.floor(p.w / 4), y = p.y + Math.floor(p.h / 4);
+    return { ...p, got: c.mean(x, y, Math.floor(p.w / 2), Math.floor(p.h / 2)).map(Math.round) };
+  });
+}
+
+function assertPatchesVideo(patches, tolerance) {
+  const fits = { "BT.709": expected709, "BT.601": expected601 };
+  const report = Object.entries(fits).map(([name, f]) => ({
+    name,
+    worst: Math.max(...patches.map((p) => dist(p.got, f(p.rgb)))),
+  }));
+  const best = report.reduce((a, b) => (a.worst <= b.worst ? a : b));
+  const table = patches.map((p) => `${p.name}: got ${p.got} want ${p.rgb} (709 ${expected709(p.rgb).map(Math.round)}, 601 ${expected601(p.rgb).map(Math.round)})`).join("\n");
+  assert.ok(best.worst <= tolerance,
+    `no decoder-matrix hypothesis fits every patch within ${tolerance}: ${JSON.stringify(report)}\n${table}`);
+  return best.name;
+}
+
+function assertPatchesImage(patches, tolerance) {
+  for (const p of patches) {
+    assert.ok(dist(p.got, p.rgb) <= tolerance, `${p.name}: got ${p.got}, want ${p.rgb} ± ${tolerance}`);
+  }
+}
+
+describe("framecast viewer against framecast serve", { skip }, () => {
+  let server, port, base, browser;
+
+  before(async () => {
+    port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    server = await startServer(FRAMECAST, serveArgs(port, ["--stats-interval", "0.5"]), port);
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it("shows the test card's colour patches through WebCodecs", async (t) => {
+    const page = await newPage(browser);
+    await page.goto(`${base}/`);
+    await waitFrames(page, 10);
+    const cfg = await page.evaluate(() => window.__framecast.config);
+    assert.equal(cfg.transport, "webcodecs");
+    assert.match(cfg.codec || "", /^avc1\.[0-9A-Fa-f]{6}$/);
+    const f = await page.evaluate(() => window.__framecast.lastFrame);
+    assert.equal(f.type, "video_chunk");
+    const matrix = assertPatchesVideo(await patchColours(page), 10);
+    t.diagnostic(`Chromium's conversion matched the ${matrix} hypothesis`);
+    await page.close();
+  });
+
+  it("shows the test card's colour patches through the image transport (viewer advertises JPEG/PNG only)", async () => {
+    const page = await newPage(browser);
+    await page.goto(`${base}/?transport=image`);
+    await waitFrames(page, 5);
+    const cfg = await page.evaluate(() => window.__framecast.config);
+    assert.equal(cfg.transport, "image");
+    const f = await page.evaluate(() => window.__framecast.lastFrame);
+    assert.equal(f.type, "image_frame");
+    assertPatchesImage(await patchColours(page), 8);
+    await page.close();
+  });
+
+  it("recovers after a forced decoder reset: decoder_reset and request_keyframe sent, a keyframe, frames resume", async () => {
+    const page = await newPage(browser);
+    await page.goto(`${base}/`);
+    await waitFrames(page, 5);
+    const before = await page.evaluate(() => ({ frames: window.__framecast.frames, keyframes: window.__framecast.stats().keyframes }));
+    await page.evaluate(() => window.__framecast.forceDecoderReset());
+    await waitFrames(page, 10, before.frames);
+    const s = await page.evaluate(() => window.__framecast.stats());
+    assert.ok(s.recoveries >= 1);
+    assert.ok(s.sent.decoder_reset >= 1, JSON.stringify(s.sent));
+    assert.ok(s.sent.request_keyframe >= 1, JSON.stringify(s.sent));
+    // The server saw the reset (its metrics count decoder_reset messages per viewer).
+    const m = await (await fetch(`${base}/streams/default/metrics`)).json();
+    const resets = JSON.stringify(m).match(/"decoder_resets":(\d+)/g) || [];
+    assert.ok(resets.some((r) => Number(r.split(":")[1]) >= 1), `server metrics show a decoder_reset: ${JSON.stringify(m)}`);
+    await page.close();
+  });
+
+  it("toggles the stats overlay with 's' and shows transport, fps and RTT", async () => {
+    const page = await newPage(browser);
+    await page.goto(`${base}/`);
+    await waitFrames(page, 5);
+    assert.equal(await page.evaluate(() => window.__framecast.statsVisible()), false);
+    await page.locator("#view").press("s");
+    assert.equal(await page.evaluate(() => window.__framecast.statsVisible()), true);
+    const text = await waitInPage(page, () => {
+      const el = document.querySelector(".framecast-stats");
+      return el && /rtt\s+\d/.test(el.textContent) ? el.textContent : null;
+    }, null, "an overlay with an RTT");
+    assert.match(text, /transport webcodecs/);
+    assert.match(text, /fps\s+\d+/);
+    await page.locator("#view").press("s");
+    assert.equal(await page.evaluate(() => window.__framecast.statsVisible()), false);
+    await page.close();
+  });
+
+  it("shows 'unknown stream' on close code 4404 and does not reconnect", async () => {
+    const page = await newPage(browser);
+    await page.goto(`${base}/no-such-stream`);
+    const st = await waitInPage(page, () => window.__framecast.state === "closed" ? window.__framecast.stateLog.at(-1) : null, null, "closed");
+    assert.equal(st.code, 4404);
+    assert.match(await page.locator("#status").textContent(), /4404.*unknown stream/);
+    await sleep(1500); // longer than the first reconnect delay would be
+    const log = await page.evaluate(() => window.__framecast.stateLog.map((s) => s.state));
+    assert.ok(!log.includes("reconnecting"), log.join(","));
+    await page.close();
+  });
+});
+
+describe("framecast viewer: token rejected (4401)", { skip: skip || (!/--token/.test(help) && "no --token flag") }, () => {
+  it("shows 'unauthorized' and does not reconnect", async () => {
+    const port = await freePort();
+    const server = await startServer(FRAMECAST, serveArgs(port, ["--token", "s3cret"]), port);
+    const browser = await launchBrowser();
+    try {
+      const page = await newPage(browser);
+      await page.goto(`http://127.0.0.1:${port}/?token=wrong`);
+      const st = await waitInPage(page, () => window.__framecast.state === "closed" ? window.__framecast.stateLog.at(-1) : null, null, "closed");
+      assert.equal(st.code, 4401);
+      assert.match(await page.locator("#status").textContent(), /4401/);
+      const ok = await newPage(browser);
+      await ok.goto(`http://127.0.0.1:${port}/?token=s3cret`);
+      await waitFrames(ok, 3);
+    } finally {
+      await browser.close();
+      await server.stop();
+    }
+  });
+});
+
+const PDUM_STATIC = path.join(ROOT, ".peer/lib");
+function pdumStaticDir() {
+  try {
+    return execFileSync(PEER_PY, ["-c", "import pdum.rfb, os; print(os.path.join(os.path.dirname(pdum.rfb.__file__), 'static'))"],
+      { encoding: "utf8" }).trim();
+  } catch {
+    return null;
+  }
+}
+
+describe("pdum.rfb 0.3's own viewer against framecast serve", { skip: skip || (!haveFile(PEER_PY) && `no pdum.rfb peer under ${PDUM_STATIC}`) }, () => {
+  let server, port, site, browser;
+  before(async () => {
+    port = await freePort();
+    server = await startServer(FRAMECAST, serveArgs(port), port);
+    site = await staticServer({ routes: { "/pdum/": pdumStaticDir(), "/pages/": path.join(ROOT, "tests/browser/pages") } });
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await site?.close();
+    await server?.stop();
+  });
+
+  for (const image of [false, true]) {
+    it(`displays frames (${image ? "image-only" : "WebCodecs"})`, async () => {
+      const page = await newPage(browser);
+      await page.goto(`${site.url}/pages/pdum-viewer.html?ws=ws://127.0.0.1:${port}/${image ? "&image=1" : ""}`);
+      const s = await waitInPage(page, () => {
+        const s = window.__rfb && window.__rfb.stats();
+        return s && s.framesDisplayed >= 10 ? s : null;
+      }, null, "10 frames displayed by pdum's viewer");
+      assert.equal(s.transport, image ? "image" : "webcodecs");
+      assert.equal(s.frameWidth ?? W, W);
+      assert.equal(s.frameHeight ?? H, H);
+      await page.close();
+    });
+  }
+});
