@@ -8,6 +8,8 @@ pub fn backends() -> &'static [BackendDescriptor] {
     &[
         #[cfg(feature = "openh264")]
         crate::backends::openh264::DESCRIPTOR,
+        #[cfg(all(feature = "videotoolbox", target_os = "macos"))]
+        crate::backends::videotoolbox::DESCRIPTOR,
     ]
 }
 
