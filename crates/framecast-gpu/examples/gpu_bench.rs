@@ -1,0 +1,136 @@
+//! GPU RGBA→NV12 against the CPU SIMD path on the same frames.
+//!
+//! `cargo run --release -p framecast-gpu --example gpu_bench -- [--sizes 720p,1080p,4k] [--iters 200]`
+//!
+//! Rows per size:
+//! * host frame: upload + convert + readback + copy into a Yuv420Image (what a CPU encoder sees);
+//! * GPU-resident texture: convert + readback (a renderer that already has the frame on the GPU);
+//! * kernel: the compute pass alone, from GPU timestamp queries, when the adapter has them;
+//! * CPU: framecast-core's SIMD conversion of the same frame, one thread, in the same run.
+
+use framecast_core::{convert, ColorSpace, Frame, Yuv420Image, YuvLayout};
+use framecast_gpu::GpuConverter;
+use std::time::Instant;
+
+fn median_p95(v: &mut [f64]) -> (f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    (at(0.5), at(0.95))
+}
+
+fn frame(w: u32, h: u32, i: u32) -> Vec<u8> {
+    let mut v = vec![0u8; (w * h * 4) as usize];
+    for y in 0..h {
+        for x in 0..w {
+            let o = ((y * w + x) * 4) as usize;
+            let d = ((x as i32 - (w / 2 + i * 7) as i32).pow(2)
+                + (y as i32 - (h / 2) as i32).pow(2))
+                < (h as i32 / 6).pow(2);
+            v[o] = (x * 255 / w) as u8;
+            v[o + 1] = if d { 240 } else { (y * 255 / h) as u8 };
+            v[o + 2] = if (x + i * 3) / 16 % 2 == 0 { 200 } else { 40 };
+            v[o + 3] = 255;
+        }
+    }
+    v
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let get = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let iters: usize = get("--iters").and_then(|v| v.parse().ok()).unwrap_or(200);
+    let sizes: Vec<(u32, u32)> = get("--sizes")
+        .unwrap_or_else(|| "720p,1080p,4k".into())
+        .split(',')
+        .map(|s| match s {
+            "720p" => (1280, 720),
+            "1080p" => (1920, 1080),
+            "4k" => (3840, 2160),
+            other => {
+                let (w, h) = other.split_once('x').expect("size like 1920x1080");
+                (w.parse().unwrap(), h.parse().unwrap())
+            }
+        })
+        .collect();
+    let mut gpu = GpuConverter::new().expect("a GPU adapter");
+    println!("adapter: {}\n", gpu.adapter_summary());
+    println!("| size | host frame: upload+convert+readback ms med / p95 | GPU-resident texture: convert+readback ms med / p95 | kernel only ms med / p95 | CPU SIMD (1 thread) ms med / p95 | host frame GPU / CPU |");
+    println!("|---|---|---|---|---|---|");
+    let cs = ColorSpace::default();
+    for (w, h) in sizes {
+        let frames: Vec<Vec<u8>> = (0..4).map(|i| frame(w, h, i)).collect();
+        let mut dst = Yuv420Image::new(w, h, YuvLayout::Nv12).unwrap();
+        let texture = gpu.device().create_texture(&wgpu::TextureDescriptor {
+            label: None,
+            size: wgpu::Extent3d {
+                width: w,
+                height: h,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba8Unorm,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        });
+        gpu.queue().write_texture(
+            wgpu::TexelCopyTextureInfo {
+                texture: &texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
+            &frames[0],
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(w * 4),
+                rows_per_image: Some(h),
+            },
+            wgpu::Extent3d {
+                width: w,
+                height: h,
+                depth_or_array_layers: 1,
+            },
+        );
+        let (mut host, mut resident, mut kernel, mut cpu) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for i in 0..iters + 5 {
+            let f = &frames[i % frames.len()];
+            let view = Frame::rgba8(f, w, h, w as usize * 4).unwrap();
+            let t = Instant::now();
+            gpu.convert(&view, cs, &mut dst).unwrap();
+            let host_ms = t.elapsed().as_secs_f64() * 1e3;
+            let t = Instant::now();
+            let timings = gpu.convert_texture(&texture, cs, &mut dst).unwrap();
+            let resident_ms = t.elapsed().as_secs_f64() * 1e3;
+            let t = Instant::now();
+            convert::to_yuv420(&view, cs, &mut dst).unwrap();
+            let cpu_ms = t.elapsed().as_secs_f64() * 1e3;
+            if i >= 5 {
+                host.push(host_ms);
+                resident.push(resident_ms);
+                cpu.push(cpu_ms);
+                if let Some(k) = timings.kernel_ms {
+                    kernel.push(k);
+                }
+            }
+        }
+        let (hm, hp) = median_p95(&mut host);
+        let (rm, rp) = median_p95(&mut resident);
+        let (cm, cp) = median_p95(&mut cpu);
+        let k = if kernel.is_empty() {
+            "n/a (no timestamp queries)".to_string()
+        } else {
+            let (km, kp) = median_p95(&mut kernel);
+            format!("{km:.3} / {kp:.3}")
+        };
+        println!("| {w}x{h} | {hm:.3} / {hp:.3} | {rm:.3} / {rp:.3} | {k} | {cm:.3} / {cp:.3} | {:.2}x |", hm / cm);
+    }
+    println!("\n({iters} iterations per size after 5 warm-up; BT.709 limited; NV12 out)");
+}
