@@ -549,6 +549,15 @@ struct RgbPaths {
     )>,
 }
 
+impl Drop for RgbPaths {
+    fn drop(&mut self) {
+        if let Some((transfer, _)) = &self.transfer {
+            // SAFETY: valid transfer session, invalidated once before its last release.
+            unsafe { transfer.invalidate() };
+        }
+    }
+}
+
 /// The backend instance.
 pub(crate) struct VideoToolboxBackend {
     // Field order: the session (and its callback reference) goes first.
@@ -926,7 +935,19 @@ impl BackendEncoder for VideoToolboxBackend {
     }
 
     fn poll(&mut self) -> Result<Option<RawAccessUnit>, EncodeError> {
-        lock(&self.queue).pop().transpose()
+        let mut queue = lock(&self.queue);
+        let unit = queue.pop().transpose()?;
+        if let Some(au) = &unit {
+            let t = queue.timings;
+            tracing::trace!(
+                backend = NAME,
+                token = au.token,
+                last_copy_ms = t.last_copy_ms,
+                last_encode_ms = t.last_encode_ms,
+                "access unit"
+            );
+        }
+        Ok(unit)
     }
 
     fn finish(&mut self) -> Result<(), EncodeError> {
