@@ -357,7 +357,7 @@ impl Summary {
                     r.inputs,
                     r.outputs,
                     r.dropped,
-                    r.encode_ms.iter().sum::<f64>() / n,
+                    r.encode_ms.iter().sum::<f64>().max(0.0) / n,
                     r.encode_ms.iter().cloned().fold(0.0, f64::max),
                 )
             }
@@ -649,7 +649,32 @@ fn media_worker(
     };
     if send(&Message::ConfigureAck(ack), false) {
         let mut buf = Vec::new();
-        while let Some(item) = work.blocking_recv() {
+        loop {
+            buf.clear();
+            let item = match work.try_recv() {
+                Ok(item) => item,
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    // Nothing queued: hand out what the encoder finishes meanwhile.
+                    match session.wait_output(&mut buf) {
+                        Ok(true) => {
+                            if !buf.iter().all(|m| send(m, false)) {
+                                break;
+                            }
+                            continue;
+                        }
+                        Ok(false) => {}
+                        Err(f) => {
+                            fail(f);
+                            break;
+                        }
+                    }
+                    match work.blocking_recv() {
+                        Some(item) => item,
+                        None => break,
+                    }
+                }
+            };
             buf.clear();
             let (result, last) = match item {
                 Work::Media(m) => (session.handle(m, &mut buf), false),

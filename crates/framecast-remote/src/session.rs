@@ -386,9 +386,11 @@ fn apply_encoder_options(c: &Configure, e: &mut EncoderConfig) -> Result<(), Str
             "77" | "main" => ProfileHint::Main,
             "100" | "high" => ProfileHint::High,
             "-99" | "" => e.profile,
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "profile {other} is not supported: use 66/578 (baseline), 77 (main) or 100 (high)"
-            )),
+            ))
+            }
         };
     }
     if let Some(r) = c.option("realtime") {
@@ -828,6 +830,24 @@ impl EncodeHalf {
         })
     }
 
+    /// Wait for one event while frames are inside the encoder; `false` when none are.
+    fn wait_one(&mut self, out: &mut Vec<Message>) -> Result<bool, SessionFailure> {
+        if self.encoder.in_flight() == 0 {
+            return Ok(false);
+        }
+        match self
+            .encoder
+            .receive_blocking()
+            .map_err(|e| SessionFailure::processing(format!("encode failed: {e}")))?
+        {
+            Some(ev) => {
+                self.event(ev, out);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     fn flush(&mut self, out: &mut Vec<Message>) -> Result<(), SessionFailure> {
         let events = self
             .encoder
@@ -1176,6 +1196,19 @@ impl MediaSession {
                 })
             }
         }
+    }
+
+    /// Block until the encoder hands out one more packet, if it holds any frame; returns
+    /// whether it did. Lets the shell emit packets as soon as they are ready when no input is
+    /// waiting (a client with a small in-flight window waits for them).
+    pub fn wait_output(&mut self, out: &mut Vec<Message>) -> Result<bool, SessionFailure> {
+        let before = out.len();
+        let r = match &mut self.kind {
+            Kind::Encode { enc, .. } | Kind::Transcode { enc, .. } => enc.wait_one(out),
+            Kind::Decode { .. } => Ok(false),
+        };
+        self.stats.outputs += (out.len() - before) as u64;
+        r
     }
 
     /// FLUSH: everything still inside the codecs, in order (DONE is the caller's to send).
