@@ -1,25 +1,532 @@
-//! `framecast demo` and `framecast serve`: live streaming to browsers.
+//! `framecast demo` and `framecast serve`: live streaming to browsers (framecast-stream).
 //!
-//! Until the viewer server lands, `demo` encodes the demo scene to a file.
+//! `demo` serves animated scenes (test card, moving bands, gradient, plasma and a paint scene
+//! that draws where the pointer is) at http://127.0.0.1:8765; the page can switch scene,
+//! backend, transport and bitrate live through `POST /control`. `demo -o FILE` still writes
+//! the scene to a file, as before the server existed.
+//!
+//! `serve` streams a y4m/raw file (or stdin) or a built-in pattern.
 
-use crate::Failure;
+use crate::args::{parse_bitrate, parse_fps, parse_size};
+use crate::{exit, Failure, WithCode};
+use anyhow::{anyhow, Context};
 use clap::Args;
+use framecast_core::PixelFormat;
+use framecast_io::{open_input, render_into, FrameSource, InputHint, PatternKind};
+use framecast_stream::protocol::ViewerEvent;
+use framecast_stream::{
+    serve as serve_stream, Display, ServerConfig, StreamConfig, TransportPolicy,
+};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-pub use crate::encode::DemoArgs;
+/// Options shared by `demo` and `serve`.
+#[derive(Args, Debug, Clone)]
+pub struct LiveArgs {
+    /// Address to listen on (loopback by default; use 0.0.0.0:PORT to expose it).
+    #[arg(long, default_value = framecast_stream::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Frame size, e.g. 1280x720 or 1080p.
+    #[arg(long, value_parser = parse_size)]
+    size: Option<(u32, u32)>,
+    /// Frames per second published (and the GOP length: one keyframe a second).
+    #[arg(long, value_parser = parse_fps, default_value = "30")]
+    fps: f64,
+    /// H.264 bitrate, e.g. 8M or 2500k (default: scaled from 8 Mb/s at 1080p30).
+    #[arg(long, value_parser = parse_bitrate)]
+    bitrate: Option<u32>,
+    /// Encoder backend (see `framecast doctor`).
+    #[arg(long)]
+    backend: Option<String>,
+    /// Transport: video (H.264 via WebCodecs), image (JPEG) or auto (video when the browser can).
+    #[arg(long, default_value = "auto")]
+    transport: TransportPolicy,
+    /// Require the token held in this environment variable (viewers pass ?token= or hello.token).
+    #[arg(long, value_name = "VAR")]
+    token_env: Option<String>,
+    /// Require the token held in this file (first line).
+    #[arg(long, value_name = "FILE", conflicts_with = "token_env")]
+    token_file: Option<PathBuf>,
+    /// Allow WebSocket connections from this page origin (repeatable; `*` allows any).
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origin: Vec<String>,
+    /// Open the viewer in a browser (xdg-open / open).
+    #[arg(long)]
+    open: bool,
+    /// Push `stats` to viewers every this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    stats_interval: Option<f64>,
+    /// Send the resting frame once more, losslessly, after this many seconds without a change.
+    #[arg(long, value_name = "SECONDS")]
+    still_after: Option<f64>,
+}
+
+/// Arguments of `framecast demo`.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Scene: testcard, bands, gradient, plasma or paint (switchable live from the page).
+    #[arg(long)]
+    scene: Option<String>,
+    /// Write the scene to this file (.mp4/.h264) instead of serving it live.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// With --output: seconds of video.
+    #[arg(long, default_value_t = 10, requires = "output")]
+    seconds: u64,
+    #[command(flatten)]
+    live: LiveArgs,
+}
 
 /// Arguments of `framecast serve`.
 #[derive(Args, Debug)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    /// Input file (.y4m, raw .rgba/.bgra/.rgb/.nv12/.yuv with --size/--format), or - for stdin.
+    #[arg(required_unless_present = "pattern", conflicts_with = "pattern")]
+    input: Option<PathBuf>,
+    /// Stream a built-in pattern instead: testcard, bands, gradient, plasma.
+    #[arg(long, value_name = "NAME")]
+    pattern: Option<String>,
+    /// Pixel format of a raw input: rgba, bgra, rgb24, nv12, i420.
+    #[arg(long)]
+    format: Option<String>,
+    /// Stream name: the viewer is at /NAME (default: /).
+    #[arg(long)]
+    name: Option<String>,
+    /// Start the file again at its end.
+    #[arg(long = "loop")]
+    looping: bool,
+    #[command(flatten)]
+    live: LiveArgs,
+}
+
+const SCENES: [&str; 5] = ["testcard", "bands", "gradient", "plasma", "paint"];
+
+fn token(a: &LiveArgs) -> Result<Option<String>, Failure> {
+    if let Some(var) = &a.token_env {
+        let t = std::env::var(var)
+            .map_err(|_| anyhow!("--token-env {var}: the variable is not set"))
+            .code(exit::USAGE)?;
+        if t.is_empty() {
+            return Err(anyhow!("--token-env {var}: the variable is empty")).code(exit::USAGE);
+        }
+        return Ok(Some(t));
+    }
+    if let Some(f) = &a.token_file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("--token-file {}", f.display()))
+            .code(exit::INPUT)?;
+        let t = text.lines().next().unwrap_or("").trim().to_owned();
+        if t.is_empty() {
+            return Err(anyhow!("--token-file {}: the file is empty", f.display()))
+                .code(exit::INPUT);
+        }
+        return Ok(Some(t));
+    }
+    Ok(None)
+}
+
+fn configs(
+    a: &LiveArgs,
+    (w, h): (u32, u32),
+    control: bool,
+) -> Result<(ServerConfig, StreamConfig), Failure> {
+    let mut stream = StreamConfig::new(w, h);
+    stream.fps = a.fps;
+    stream.bitrate = a
+        .bitrate
+        .unwrap_or_else(|| framecast_encode::default_bitrate(w, h, a.fps));
+    if let Some(b) = &a.backend {
+        let found = framecast_encode::registry::find(b).code(exit::ENCODER)?;
+        stream.backend = found.name.to_owned();
+    }
+    stream.transports = a.transport;
+    stream.token = token(a)?;
+    stream.stats_interval = a.stats_interval.map(Duration::from_secs_f64);
+    stream.still_after = a.still_after.map(Duration::from_secs_f64);
+    let server = ServerConfig {
+        listen: a.listen,
+        allowed_origins: a.allow_origin.clone(),
+        remote_control: control,
+        ..ServerConfig::default()
+    };
+    Ok((server, stream))
+}
+
+/// A tokio runtime for the server, plus a Ctrl-C flag.
+struct Live {
+    runtime: tokio::runtime::Runtime,
+    display: Display,
+    stop: Arc<AtomicBool>,
+}
+
+impl Live {
+    fn start(
+        server: ServerConfig,
+        stream: StreamConfig,
+        name: Option<&str>,
+        open: bool,
+    ) -> Result<Live, Failure> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("framecast-net")
+            .enable_all()
+            .build()
+            .context("cannot start the tokio runtime")
+            .code(exit::OUTPUT)?;
+        let display = runtime
+            .block_on(async {
+                match name {
+                    None => serve_stream(server, stream).await,
+                    Some(n) => {
+                        let s = framecast_stream::Server::bind(server).await?;
+                        s.add_stream(n, stream)
+                    }
+                }
+            })
+            .code(exit::OUTPUT)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        runtime.spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                flag.store(true, Ordering::SeqCst);
+            }
+        });
+        let url = display.url();
+        println!("Serving at {url}  (Ctrl-C to stop)");
+        if open {
+            let opener = if cfg!(target_os = "macos") {
+                "open"
+            } else {
+                "xdg-open"
+            };
+            if let Err(e) = std::process::Command::new(opener).arg(&url).spawn() {
+                eprintln!("warning: could not run {opener}: {e}");
+            }
+        }
+        Ok(Live {
+            runtime,
+            display,
+            stop,
+        })
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    fn finish(self) {
+        println!("Shutting down.");
+        self.runtime.block_on(async {
+            // A hub stream's Display closes only its stream; close the listener too.
+            self.display.close().await;
+        });
+        self.runtime.shutdown_timeout(Duration::from_secs(2));
+    }
+}
+
+/// Sleep until the next frame time; returns false when Ctrl-C was pressed.
+fn pace(live: &Live, next: &mut Instant, period: Duration) -> bool {
+    *next += period;
+    let now = Instant::now();
+    if *next > now {
+        std::thread::sleep(*next - now);
+    } else if now - *next > period * 4 {
+        *next = now; // fell behind: do not try to catch up
+    }
+    !live.stopped()
+}
+
+/// The paint scene: strokes where a button is held, a ring where the pointer is.
+struct Paint {
+    w: u32,
+    h: u32,
+    canvas: Vec<u8>,
+    pointer: Option<(f64, f64)>,
+    last: Option<(f64, f64)>,
+    hue: f64,
+}
+
+impl Paint {
+    fn new(w: u32, h: u32) -> Self {
+        let mut p = Paint {
+            w,
+            h,
+            canvas: vec![0; (w * h * 4) as usize],
+            pointer: None,
+            last: None,
+            hue: 0.0,
+        };
+        p.clear();
+        p
+    }
+
+    fn clear(&mut self) {
+        for px in self.canvas.chunks_exact_mut(4) {
+            px.copy_from_slice(&[24, 26, 32, 255]);
+        }
+    }
+
+    /// A filled disc (or a 2-pixel ring) of radius `r` at `at`, clipped to `size`.
+    fn dot(buf: &mut [u8], size: (u32, u32), at: (f64, f64), r: f64, rgb: [u8; 3], ring: bool) {
+        let ((w, h), (x, y)) = (size, at);
+        let (x0, x1) = (
+            (x - r).floor().max(0.0) as i64,
+            (x + r).ceil().min(w as f64 - 1.0) as i64,
+        );
+        let (y0, y1) = (
+            (y - r).floor().max(0.0) as i64,
+            (y + r).ceil().min(h as f64 - 1.0) as i64,
+        );
+        for py in y0..=y1 {
+            for px in x0..=x1 {
+                let d = ((px as f64 - x).powi(2) + (py as f64 - y).powi(2)).sqrt();
+                if d <= r && (!ring || d >= r - 2.0) {
+                    let i = ((py as u32 * w + px as u32) * 4) as usize;
+                    buf[i..i + 3].copy_from_slice(&rgb);
+                }
+            }
+        }
+    }
+
+    fn colour(&self) -> [u8; 3] {
+        let h = self.hue / 60.0;
+        let x = (1.0 - (h % 2.0 - 1.0).abs()) * 255.0;
+        let (r, g, b) = match h as u32 {
+            0 => (255.0, x, 0.0),
+            1 => (x, 255.0, 0.0),
+            2 => (0.0, 255.0, x),
+            3 => (0.0, x, 255.0),
+            4 => (x, 0.0, 255.0),
+            _ => (255.0, 0.0, x),
+        };
+        [r as u8, g as u8, b as u8]
+    }
+
+    fn stroke(&mut self, x: f64, y: f64) {
+        let from = self.last.unwrap_or((x, y));
+        let steps = ((x - from.0).hypot(y - from.1) / 2.0).ceil().max(1.0) as u32;
+        let c = self.colour();
+        for i in 0..=steps {
+            let t = i as f64 / steps as f64;
+            let (px, py) = (from.0 + (x - from.0) * t, from.1 + (y - from.1) * t);
+            Self::dot(&mut self.canvas, (self.w, self.h), (px, py), 8.0, c, false);
+        }
+        self.last = Some((x, y));
+        self.hue = (self.hue + 1.5) % 360.0;
+    }
+
+    fn handle(&mut self, e: &ViewerEvent) {
+        match e {
+            ViewerEvent::PointerDown(p) => {
+                self.last = None;
+                self.pointer = Some((p.x, p.y));
+                self.stroke(p.x, p.y);
+            }
+            ViewerEvent::PointerMove(p) => {
+                self.pointer = p.inside.then_some((p.x, p.y));
+                if p.buttons.is_empty() {
+                    self.last = None;
+                } else {
+                    self.stroke(p.x, p.y);
+                }
+            }
+            ViewerEvent::PointerUp(_) => self.last = None,
+            ViewerEvent::KeyDown(k) if k.key == "c" || k.key == "C" => self.clear(),
+            _ => {}
+        }
+    }
+
+    fn render(&self, out: &mut [u8]) {
+        out.copy_from_slice(&self.canvas);
+        if let Some((x, y)) = self.pointer {
+            Self::dot(out, (self.w, self.h), (x, y), 12.0, [255, 255, 255], true);
+        }
+    }
+}
+
+fn scene_kind(name: &str) -> Result<Option<PatternKind>, String> {
+    if name.eq_ignore_ascii_case("paint") {
+        return Ok(None);
+    }
+    name.parse::<PatternKind>()
+        .map(Some)
+        .map_err(|_| format!("unknown scene {name:?}: use {}", SCENES.join(", ")))
+}
 
 /// `framecast demo`.
 pub fn demo(a: DemoArgs) -> Result<(), Failure> {
-    crate::encode::demo(a)
+    if let Some(output) = &a.output {
+        return demo_to_file(output, a.scene.as_deref().unwrap_or("plasma"), a.seconds);
+    }
+    let mut scene = a.scene.clone().unwrap_or_else(|| "testcard".into());
+    let mut kind = scene_kind(&scene)
+        .map_err(|e| anyhow!(e))
+        .code(exit::USAGE)?;
+    let (w, h) = a.live.size.unwrap_or((1280, 720));
+    let (server, stream) = configs(&a.live, (w, h), true)?;
+    let live = Live::start(server, stream, None, a.live.open)?;
+    let d = live.display.clone();
+    let state = |scene: &str| serde_json::json!({"scene": scene, "scenes": SCENES});
+    d.set_app_state(state(&scene));
+    let mut paint = Paint::new(w, h);
+    let period = Duration::from_secs_f64(1.0 / a.live.fps);
+    let mut next = Instant::now();
+    let mut frame = 0u64;
+    loop {
+        for req in d.poll_control() {
+            if let Some(s) = req.get("scene").and_then(|s| s.as_str()) {
+                match scene_kind(s) {
+                    Ok(k) => {
+                        kind = k;
+                        scene = s.to_ascii_lowercase();
+                        d.set_app_state(state(&scene));
+                        tracing::info!(%scene, "scene switched");
+                    }
+                    Err(e) => tracing::warn!("{e}"),
+                }
+            }
+        }
+        for e in d.poll_events() {
+            paint.handle(&e.event);
+        }
+        let r = d.publish_with(PixelFormat::Rgba8, w, h, |rgba| match kind {
+            Some(k) => {
+                let _ = render_into(k, frame, w, h, rgba);
+            }
+            None => paint.render(rgba),
+        });
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "publish failed");
+            break;
+        }
+        frame += 1;
+        if !pace(&live, &mut next, period) {
+            break;
+        }
+    }
+    live.finish();
+    Ok(())
+}
+
+fn demo_to_file(output: &std::path::Path, scene: &str, seconds: u64) -> Result<(), Failure> {
+    use clap::{Args as _, FromArgMatches};
+    let cmd = crate::encode::DemoArgs::augment_args(clap::Command::new("demo"));
+    let out = output.to_string_lossy().into_owned();
+    let secs = seconds.to_string();
+    let m = cmd
+        .try_get_matches_from([
+            "demo",
+            "--output",
+            &out,
+            "--scene",
+            scene,
+            "--seconds",
+            &secs,
+        ])
+        .map_err(|e| anyhow!("{e}"))
+        .code(exit::USAGE)?;
+    let args = crate::encode::DemoArgs::from_arg_matches(&m)
+        .map_err(|e| anyhow!("{e}"))
+        .code(exit::USAGE)?;
+    crate::encode::demo(args)
 }
 
 /// `framecast serve`.
-pub fn serve(_a: ServeArgs) -> Result<(), Failure> {
-    Err(Failure {
-        error: anyhow::anyhow!("`framecast serve` is not built yet"),
-        code: crate::exit::USAGE,
+pub fn serve(a: ServeArgs) -> Result<(), Failure> {
+    if let Some(name) = &a.pattern {
+        let kind: PatternKind = name.parse().code(exit::USAGE)?;
+        let (w, h) = a.live.size.unwrap_or((1280, 720));
+        let (server, stream) = configs(&a.live, (w, h), false)?;
+        let live = Live::start(server, stream, a.name.as_deref(), a.live.open)?;
+        let period = Duration::from_secs_f64(1.0 / a.live.fps);
+        let mut next = Instant::now();
+        for frame in 0u64.. {
+            if let Err(e) = live.display.publish_with(PixelFormat::Rgba8, w, h, |rgba| {
+                let _ = render_into(kind, frame, w, h, rgba);
+            }) {
+                tracing::warn!(error = %e, "publish failed");
+                break;
+            }
+            if !pace(&live, &mut next, period) {
+                break;
+            }
+        }
+        live.finish();
+        return Ok(());
+    }
+    let path = a.input.clone().expect("clap requires INPUT or --pattern");
+    let format = match &a.format {
+        None => None,
+        Some(f) => Some(parse_format(f).code(exit::USAGE)?),
+    };
+    let fps_hint = Some(((a.live.fps * 1000.0).round() as u32, 1000));
+    let hint = InputHint {
+        format,
+        size: a.live.size,
+        fps: fps_hint,
+    };
+    let open = || open_input(&path, hint).code(exit::INPUT);
+    let mut source: Box<dyn FrameSource> = open()?;
+    let (w, h) = (source.width(), source.height());
+    let fps = source
+        .fps()
+        .map(|(n, d)| n as f64 / d.max(1) as f64)
+        .filter(|f| *f > 0.0)
+        .unwrap_or(a.live.fps);
+    let mut live_args = a.live.clone();
+    live_args.fps = fps;
+    let (server, stream) = configs(&live_args, (w, h), false)?;
+    let live = Live::start(server, stream, a.name.as_deref(), a.live.open)?;
+    let period = Duration::from_secs_f64(1.0 / fps);
+    let mut next = Instant::now();
+    let mut frames = 0u64;
+    let result = loop {
+        match source.next_frame() {
+            Ok(Some(frame)) => {
+                frames += 1;
+                if let Err(e) = live.display.publish(frame) {
+                    break Err(anyhow!(e)).code(exit::OUTPUT);
+                }
+            }
+            Ok(None) if a.looping && frames > 0 && path.as_os_str() != "-" => {
+                source = match open() {
+                    Ok(s) => s,
+                    Err(e) => break Err(e),
+                };
+                continue;
+            }
+            Ok(None) => {
+                println!("End of input after {frames} frames; still serving the last one (Ctrl-C to stop).");
+                while !live.stopped() {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                break Ok(());
+            }
+            Err(e) => break Err(e).code(exit::INPUT),
+        }
+        if !pace(&live, &mut next, period) {
+            break Ok(());
+        }
+    };
+    live.finish();
+    result
+}
+
+fn parse_format(s: &str) -> anyhow::Result<PixelFormat> {
+    use PixelFormat::*;
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "rgba" => Rgba8,
+        "bgra" => Bgra8,
+        "rgb" | "rgb24" => Rgb8,
+        "nv12" => Nv12,
+        "i420" | "yuv420p" | "yuv" => I420,
+        other => {
+            return Err(anyhow!(
+                "unknown raw format {other:?}: use rgba, bgra, rgb24, nv12 or i420"
+            ))
+        }
     })
 }
