@@ -10,7 +10,8 @@
 #   `cargo metadata`): today framecast-encode/videotoolbox and framecast-cli/videotoolbox.
 # * Separate target dir (target/macos-check) so the host build is not disturbed.
 # * Toolchain: `rustup target add aarch64-apple-darwin`; if rustup cannot fetch the target,
-#   Debian's rustc-web/cargo-web/rust-web-src with RUSTC_BOOTSTRAP=1 and -Zbuild-std.
+#   Debian's rustc-web/cargo-web/rust-web-src/rust-web-clippy with RUSTC_BOOTSTRAP=1 and
+#   -Zbuild-std.
 # * FRAMECAST_MACOS_CHECK_EXCLUDE="pkg1 pkg2": leave workspace packages out (e.g. one with a C
 #   dependency that cannot be cross-compiled); say why in the CI configuration.
 set -euo pipefail
@@ -38,10 +39,14 @@ if command -v rustup >/dev/null 2>&1 &&
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 else
   step "rustup cannot provide $TARGET: using Debian's rustc-web with -Zbuild-std"
-  if [ ! -x /usr/bin/cargo ] || [ ! -d /usr/lib/rustlib/src/rust/library ]; then
+  need=()
+  for pkg in rustc-web cargo-web rust-web-src rust-web-clippy; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     as_root apt-get update -qq
-    as_root apt-get install -y -qq --no-install-recommends rustc-web cargo-web rust-web-src
+    as_root apt-get install -y -qq --no-install-recommends "${need[@]}"
   fi
   export PATH="/usr/bin:$PATH"
   export RUSTC_BOOTSTRAP=1
