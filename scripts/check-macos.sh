@@ -88,4 +88,11 @@ step "cargo check for $TARGET (features: $features)"
 step "cargo clippy for $TARGET (-D warnings)"
 "${cargo_cmd[@]}" clippy "${args[@]}" -- -D warnings
 
+# framecast-encode's unit tests (the VideoToolbox shared code's included) as a Mac compiles them
+# for `cargo test -p framecast-encode --features videotoolbox`.
+step "cargo clippy framecast-encode unit tests for $TARGET (-D warnings)"
+"${cargo_cmd[@]}" clippy -p framecast-encode --lib --profile test --target "$TARGET" \
+  --target-dir "$TARGET_DIR" --no-default-features --features videotoolbox "${build_std[@]}" \
+  -- -D warnings
+
 step "macOS check passed"
