@@ -887,6 +887,7 @@ fn control_state(hub: &Hub, s: &StreamShared) -> Value {
     v
 }
 
+#[allow(clippy::result_large_err)] // the error is the HTTP answer itself
 fn control_target(
     hub: &Hub,
     query: &HashMap<String, String>,
