@@ -18,6 +18,28 @@ use framecast_encode::{
 use framecast_h264::avcc::AvcDecoderConfig;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+#[cfg(feature = "openh264")]
+use framecast_encode::decode::H264Decoder;
+
+/// Stand-in when the build has no decoder: decode and transcode modes fail at CONFIGURE.
+#[cfg(not(feature = "openh264"))]
+struct H264Decoder;
+
+#[cfg(not(feature = "openh264"))]
+impl H264Decoder {
+    fn new() -> Result<Self, framecast_encode::EncodeError> {
+        Err(framecast_encode::EncodeError::InvalidConfig(
+            "this build has no H.264 decoder (rebuild with feature openh264)".into(),
+        ))
+    }
+    fn decode(&mut self, _: &[u8]) -> Result<Option<Yuv420Image>, framecast_encode::EncodeError> {
+        Ok(None)
+    }
+    fn flush(&mut self) -> Result<Vec<Yuv420Image>, framecast_encode::EncodeError> {
+        Ok(Vec::new())
+    }
+}
+
 /// What the server can do, advertised in HELLO_ACK and enforced at CONFIGURE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerCaps {
@@ -862,7 +884,7 @@ impl EncodeHalf {
 
 /// The decoder half shared by decode and transcode.
 struct DecodeHalf {
-    decoder: framecast_encode::decode::H264Decoder,
+    decoder: H264Decoder,
     /// Length size when the extradata was avcC and packets may be length-prefixed.
     avcc_length: Option<u8>,
     /// PTS of packets fed but not yet output; a picture takes the smallest (display order).
@@ -877,8 +899,7 @@ fn is_annexb(d: &[u8]) -> bool {
 
 impl DecodeHalf {
     fn new(extradata: &[u8], frame_duration: i64) -> Result<Self, String> {
-        let mut decoder =
-            framecast_encode::decode::H264Decoder::new().map_err(|e| e.to_string())?;
+        let mut decoder = H264Decoder::new().map_err(|e| e.to_string())?;
         let mut avcc_length = None;
         if !extradata.is_empty() {
             let annexb = if is_annexb(extradata) {
