@@ -50,7 +50,7 @@ impl KeyframeScheduler {
 }
 
 /// A frame submitted to the backend, waiting for its access unit.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct InBackend {
     token: u64,
     pts_ns: i64,
@@ -58,6 +58,9 @@ struct InBackend {
     convert_ms: f64,
     queue_ms: f64,
     submitted: Instant,
+    /// Frames submitted after this one that were dropped before reaching the backend; reported
+    /// right after this frame's packet so that events stay in submission order.
+    dropped_after: Vec<DroppedFrame>,
 }
 
 /// A converted frame ready for the backend.
@@ -101,6 +104,7 @@ impl Core {
             convert_ms: job.convert_ms,
             queue_ms: submitted.duration_since(job.converted_at).as_secs_f64() * 1e3,
             submitted,
+            dropped_after: Vec::new(),
         });
         self.backend.encode(BackendFrame {
             image: &job.image,
@@ -109,6 +113,14 @@ impl Core {
             force_keyframe: force,
         })?;
         self.drain(out)
+    }
+
+    /// Report a dropped frame after every frame submitted before it.
+    fn report_drop(&mut self, dropped: DroppedFrame, out: &mut Vec<EncoderEvent>) {
+        match self.in_backend.back_mut() {
+            Some(last) => last.dropped_after.push(dropped),
+            None => out.push(EncoderEvent::Dropped(dropped)),
+        }
     }
 
     fn drain(&mut self, out: &mut Vec<EncoderEvent>) -> Result<(), EncodeError> {
@@ -174,6 +186,12 @@ impl Core {
                     queue_ms: expected.queue_ms,
                 },
             }));
+            out.extend(
+                expected
+                    .dropped_after
+                    .into_iter()
+                    .map(EncoderEvent::Dropped),
+            );
             self.frames_out += 1;
         }
         Ok(())
@@ -195,9 +213,18 @@ impl Core {
     }
 }
 
+/// An entry of the pipeline queue: a frame to encode, or the report of one that was dropped,
+/// kept in its place so that events come out in submission order.
+enum Queued {
+    Job(Job),
+    Dropped(DroppedFrame),
+}
+
 /// Shared state between the caller and the pipelining worker.
 struct PipeState {
-    queue: VecDeque<Job>,
+    queue: VecDeque<Queued>,
+    /// `Queued::Job` entries in `queue`.
+    jobs_queued: usize,
     /// Frames taken by the worker and not yet reported, or reserved by a caller converting.
     busy: usize,
     /// Frames the backend holds without having returned their access unit (asynchronous
@@ -323,6 +350,7 @@ impl Encoder {
                 let pipe = Arc::new(Pipe {
                     state: Mutex::new(PipeState {
                         queue: VecDeque::new(),
+                        jobs_queued: 0,
                         busy: 0,
                         in_backend: 0,
                         events: VecDeque::new(),
@@ -387,7 +415,7 @@ impl Encoder {
             Mode::Sync { .. } => 0,
             Mode::Pipelined { pipe, .. } => {
                 let s = pipe.lock();
-                s.queue.len() + s.busy + s.in_backend
+                s.jobs_queued + s.busy + s.in_backend
             }
         }
     }
@@ -457,7 +485,7 @@ impl Encoder {
                     if s.flush_requested || s.shutdown {
                         return Err(EncodeError::Closed);
                     }
-                    if s.queue.len() + s.busy + s.in_backend < max {
+                    if s.jobs_queued + s.busy + s.in_backend < max {
                         break;
                     }
                     match policy {
@@ -465,21 +493,30 @@ impl Encoder {
                         BackpressurePolicy::FailFast => return Ok(SendOutcome::Busy),
                         BackpressurePolicy::DropNew => {
                             s.pending_force |= force;
-                            s.events.push_back(EncoderEvent::Dropped(DroppedFrame {
+                            s.queue.push_back(Queued::Dropped(DroppedFrame {
                                 token: meta.token,
                                 pts_ns: meta.pts_ns,
                                 reason: DropReason::EncoderFull,
                             }));
+                            pipe.changed.notify_all();
                             return Ok(SendOutcome::Dropped);
                         }
                         BackpressurePolicy::DropOld => {
-                            if let Some(old) = s.queue.pop_front() {
+                            // The oldest frame not yet taken by the encoder gives way; its
+                            // report keeps its place in the queue.
+                            let oldest = s.queue.iter().position(|q| matches!(q, Queued::Job(_)));
+                            if let Some(Queued::Job(old)) = oldest.and_then(|i| s.queue.remove(i)) {
+                                let i = oldest.expect("removed above");
+                                s.queue.insert(
+                                    i,
+                                    Queued::Dropped(DroppedFrame {
+                                        token: old.meta.token,
+                                        pts_ns: old.meta.pts_ns,
+                                        reason: DropReason::Superseded,
+                                    }),
+                                );
+                                s.jobs_queued -= 1;
                                 force |= old.meta.force_keyframe;
-                                s.events.push_back(EncoderEvent::Dropped(DroppedFrame {
-                                    token: old.meta.token,
-                                    pts_ns: old.meta.pts_ns,
-                                    reason: DropReason::Superseded,
-                                }));
                                 s.pool.push(old.image);
                                 continue;
                             }
@@ -507,7 +544,8 @@ impl Encoder {
                     pipe.changed.notify_all();
                     return Err(e.into());
                 }
-                s.queue.push_back(Job {
+                s.jobs_queued += 1;
+                s.queue.push_back(Queued::Job(Job {
                     image,
                     meta: FrameMeta {
                         force_keyframe: force,
@@ -515,7 +553,7 @@ impl Encoder {
                     },
                     convert_ms,
                     converted_at: Instant::now(),
-                });
+                }));
                 pipe.changed.notify_all();
                 Ok(SendOutcome::Accepted)
             }
@@ -615,6 +653,7 @@ impl Drop for Encoder {
 
 enum Work {
     Encode(Job),
+    Drop(DroppedFrame),
     Finish,
     Poll,
 }
@@ -627,9 +666,15 @@ fn worker_loop(mut core: Box<Core>, pipe: &Pipe) {
             if s.shutdown {
                 return;
             }
-            if let Some(job) = s.queue.pop_front() {
+            if let Some(item) = s.queue.pop_front() {
                 s.busy += 1;
-                break Some(Work::Encode(job));
+                break Some(match item {
+                    Queued::Job(job) => {
+                        s.jobs_queued -= 1;
+                        Work::Encode(job)
+                    }
+                    Queued::Dropped(d) => Work::Drop(d),
+                });
             }
             if s.flush_requested && s.busy == 0 && !s.flushed {
                 break Some(Work::Finish);
@@ -649,6 +694,10 @@ fn worker_loop(mut core: Box<Core>, pipe: &Pipe) {
         let job = job.expect("loop breaks with work");
         let result = match &job {
             Work::Encode(job) => core.encode(job, &mut out),
+            Work::Drop(d) => {
+                core.report_drop(*d, &mut out);
+                Ok(())
+            }
             Work::Finish => core.finish(&mut out),
             Work::Poll => core.drain(&mut out),
         };
@@ -660,6 +709,7 @@ fn worker_loop(mut core: Box<Core>, pipe: &Pipe) {
                 s.busy -= 1;
                 s.pool.push(job.image);
             }
+            Work::Drop(_) => s.busy -= 1,
             Work::Finish => s.flushed = true,
             Work::Poll => {}
         }
@@ -673,5 +723,143 @@ fn worker_loop(mut core: Box<Core>, pipe: &Pipe) {
             s.shutdown = true;
             return;
         }
+    }
+}
+
+#[cfg(all(test, feature = "openh264"))]
+mod tests {
+    use super::*;
+    use crate::backend::RawAccessUnit;
+    use std::sync::mpsc::{channel, Receiver, Sender};
+
+    /// OpenH264 behind a gate: `encode` waits until the test lets one frame through, so the
+    /// test decides exactly which frames are inside the encoder when the next ones arrive.
+    struct Gated {
+        inner: Box<dyn BackendEncoder>,
+        gate: Receiver<()>,
+        started: Sender<u64>,
+    }
+
+    impl BackendEncoder for Gated {
+        fn name(&self) -> &'static str {
+            "gated-openh264"
+        }
+        fn input_layout(&self) -> YuvLayout {
+            self.inner.input_layout()
+        }
+        fn encode(&mut self, frame: BackendFrame<'_>) -> Result<(), EncodeError> {
+            self.started.send(frame.token).unwrap();
+            self.gate.recv().unwrap();
+            self.inner.encode(frame)
+        }
+        fn poll(&mut self) -> Result<Option<RawAccessUnit>, EncodeError> {
+            self.inner.poll()
+        }
+        fn finish(&mut self) -> Result<(), EncodeError> {
+            self.inner.finish()
+        }
+    }
+
+    fn gated(
+        policy: BackpressurePolicy,
+        max_in_flight: usize,
+    ) -> (Encoder, Sender<()>, Receiver<u64>) {
+        let mut config = EncoderConfig::new(64, 64);
+        config.mode = EncodeMode::Pipelined {
+            max_in_flight,
+            policy,
+        };
+        let inner = (registry::find("openh264").unwrap().create)(&config).unwrap();
+        let (open, gate) = channel();
+        let (started, starts) = channel();
+        let enc = Encoder::with_backend(
+            config,
+            Box::new(Gated {
+                inner,
+                gate,
+                started,
+            }),
+        )
+        .unwrap();
+        (enc, open, starts)
+    }
+
+    fn send(enc: &mut Encoder, token: u64, force: bool) -> SendOutcome {
+        let rgba = vec![(token * 40) as u8; 64 * 64 * 4];
+        let frame = Frame::rgba8(&rgba, 64, 64, 256).unwrap();
+        enc.send_frame(
+            &frame,
+            FrameMeta {
+                token,
+                pts_ns: token as i64 * 1000,
+                force_keyframe: force,
+            },
+        )
+        .unwrap()
+    }
+
+    fn order(events: &[EncoderEvent]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e {
+                EncoderEvent::Packet(p) => {
+                    format!("P{}{}", p.token, if p.keyframe { "k" } else { "" })
+                }
+                EncoderEvent::Dropped(d) => format!("D{}", d.token),
+            })
+            .collect()
+    }
+
+    fn flush_open(mut enc: Encoder, open: Sender<()>) -> Vec<EncoderEvent> {
+        for _ in 0..16 {
+            let _ = open.send(());
+        }
+        enc.flush().unwrap()
+    }
+
+    #[test]
+    fn drop_new_reports_in_submission_order_and_moves_the_keyframe() {
+        let (mut enc, open, starts) = gated(BackpressurePolicy::DropNew, 2);
+        assert_eq!(send(&mut enc, 0, false), SendOutcome::Accepted);
+        assert_eq!(starts.recv().unwrap(), 0); // frame 0 is inside the encoder
+        assert_eq!(send(&mut enc, 1, false), SendOutcome::Accepted); // queued
+        assert_eq!(send(&mut enc, 2, true), SendOutcome::Dropped); // full: dropped, its IDR request moves on
+        assert_eq!(
+            enc.receive().unwrap(),
+            None,
+            "the drop report waits for frames 0 and 1"
+        );
+        open.send(()).unwrap();
+        assert_eq!(starts.recv().unwrap(), 1);
+        assert_eq!(send(&mut enc, 3, false), SendOutcome::Accepted);
+        let events = flush_open(enc, open);
+        assert_eq!(order(&events), ["P0k", "P1", "D2", "P3k"]);
+    }
+
+    #[test]
+    fn drop_old_replaces_the_queued_frame_in_place() {
+        let (mut enc, open, starts) = gated(BackpressurePolicy::DropOld, 2);
+        assert_eq!(send(&mut enc, 0, false), SendOutcome::Accepted);
+        assert_eq!(starts.recv().unwrap(), 0);
+        assert_eq!(send(&mut enc, 1, true), SendOutcome::Accepted); // queued, asks for an IDR
+        assert_eq!(send(&mut enc, 2, false), SendOutcome::Accepted); // supersedes 1, inherits the IDR
+        assert_eq!(send(&mut enc, 3, false), SendOutcome::Accepted); // supersedes 2
+        let events = flush_open(enc, open);
+        assert_eq!(order(&events), ["P0k", "D1", "D2", "P3k"]);
+    }
+
+    #[test]
+    fn fail_fast_leaves_the_frame_with_the_caller() {
+        let (mut enc, open, starts) = gated(BackpressurePolicy::FailFast, 1);
+        assert_eq!(send(&mut enc, 0, false), SendOutcome::Accepted);
+        assert_eq!(starts.recv().unwrap(), 0);
+        assert_eq!(send(&mut enc, 1, false), SendOutcome::Busy);
+        assert_eq!(enc.in_flight(), 1);
+        let events = flush_open(enc, open);
+        assert_eq!(
+            order(&events),
+            ["P0k"],
+            "nothing is reported for a refused frame"
+        );
     }
 }
