@@ -14,12 +14,15 @@ step() { printf '\n==> %s\n' "$*"; }
 # --- system packages -------------------------------------------------------------------------
 # nasm: OpenH264's x86 assembly (without it, encoding is ~3x slower; build.rs warns).
 # ffmpeg: ffprobe/ffmpeg decode and inspect our output in the tests.
-# chromium: headless browser tests (our MP4 in <video>; later the WebCodecs viewer).
+# chromium: headless browser tests (our MP4 in <video>, the WebCodecs viewer).
+# mesa-vulkan-drivers + libvulkan1: lavapipe, Vulkan on the CPU, for the wgpu conversion tests.
 need=()
 command -v nasm >/dev/null 2>&1 || need+=(nasm)
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || need+=(mesa-vulkan-drivers)
+ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1' || need+=(libvulkan1)
 if [ ${#need[@]} -gt 0 ]; then
   step "installing system packages: ${need[*]}"
   sudo=""
@@ -45,11 +48,15 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy (all targets, -D warnings)"
+# Clippy on the default feature set and on everything (gpu, and videotoolbox, which compiles
+# to nothing off macOS); the tests run once, on the build with every feature.
+step "cargo clippy (all targets, default features, -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo clippy (all targets, all features, -D warnings)"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
-step "cargo test (workspace)"
-cargo test --workspace --locked
+step "cargo test (workspace, all features)"
+cargo test --workspace --all-features --locked
 
 if [ "${FUZZ_SECONDS:-10}" != "0" ]; then
   step "fuzz smoke (${FUZZ_SECONDS:-10}s per target)"

@@ -48,10 +48,20 @@ pub fn run() -> Result<(), Failure> {
             asm.to_string(),
         ));
     }
+    #[cfg(feature = "gpu")]
+    match framecast_gpu::probe() {
+        Ok(a) => rows.push((
+            "gpu colour conversion (wgpu)".into(),
+            true,
+            format!("{a}; use `encode --gpu`"),
+        )),
+        Err(e) => rows.push(("gpu colour conversion (wgpu)".into(), false, e.to_string())),
+    }
+    #[cfg(not(feature = "gpu"))]
     rows.push((
         "gpu colour conversion (wgpu)".into(),
         false,
-        "not in this build yet: conversion runs on the CPU (SIMD)".into(),
+        "not in this build (rebuild with --features gpu); conversion runs on the CPU (SIMD)".into(),
     ));
     for (tool, arg, why) in [
         (

@@ -2,17 +2,17 @@
 
 use crate::args::{color_space, parse_bitrate, parse_fps, parse_size, ColorArg, RangeArg};
 use crate::output::{display_path, Container, PacketWriter};
+use crate::psnr::{PsnrCheck, PsnrReport};
 use crate::{exit, Failure, WithCode};
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use clap::Args;
-use framecast_core::{convert, ColorSpace, Yuv420Image, YuvLayout};
+use framecast_core::ColorSpace;
 use framecast_encode::{
-    BackpressurePolicy, EncodeError, EncodeMode, EncodedPacket, Encoder, EncoderConfig,
-    EncoderEvent, FrameMeta, ProfileHint, SendOutcome,
+    BackpressurePolicy, EncodeError, EncodeMode, Encoder, EncoderConfig, EncoderEvent, FrameMeta,
+    ProfileHint, SendOutcome,
 };
 use framecast_io::{open_input, FrameSource, InputHint, PatternKind, PatternSource};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -74,6 +74,9 @@ pub struct EncodeArgs {
     /// Decode the output back and report PSNR against the input.
     #[arg(long)]
     psnr: bool,
+    /// Convert RGB to YUV on the GPU (wgpu) instead of the CPU; needs a build with `--features gpu`.
+    #[arg(long)]
+    gpu: bool,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -126,131 +129,69 @@ pub struct Summary {
     pub psnr: Option<PsnrReport>,
 }
 
-/// Mean squared error of the Y, Cb and Cr planes of two I420 images of equal coded size.
-fn plane_mse(a: &Yuv420Image, b: &Yuv420Image) -> Option<[f64; 3]> {
-    if (a.coded_width(), a.coded_height()) != (b.coded_width(), b.coded_height()) {
-        return None;
-    }
-    let mse = |x: &[u8], y: &[u8]| {
-        let sum: u64 = x
-            .iter()
-            .zip(y)
-            .map(|(&p, &q)| ((p as i64 - q as i64) * (p as i64 - q as i64)) as u64)
-            .sum();
-        sum as f64 / x.len().max(1) as f64
-    };
-    let (ay, au, av) = a.planes();
-    let (by, bu, bv) = b.planes();
-    Some([mse(ay, by), mse(au, bu), mse(av, bv)])
+/// Optional GPU colour conversion in front of the encoder: frames are converted to NV12 on the
+/// GPU and handed to the encoder as NV12, which it only copies.
+enum GpuStage {
+    Off,
+    #[cfg(feature = "gpu")]
+    On {
+        gpu: Box<framecast_gpu::GpuConverter>,
+        nv12: framecast_core::Yuv420Image,
+    },
 }
 
-fn psnr_of(mse: f64) -> f64 {
-    if mse <= 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (255.0f64 * 255.0 / mse).log10()
-    }
-}
-
-/// PSNR accumulation: decode each packet and compare it with the picture the encoder was given
-/// (the same Y'CbCr planes, as `ffmpeg -lavfi psnr` and x264 `--psnr` do), plus the RGB error
-/// of the whole round trip including 4:2:0 chroma subsampling.
-struct PsnrCheck {
-    decoder: framecast_encode::decode::H264Decoder,
-    color: ColorSpace,
-    /// Encoder input (I420) and source RGBA of frames in flight, by token.
-    pending: VecDeque<(u64, Yuv420Image, Vec<u8>)>,
-    sum_mse: [f64; 3],
-    sum_rgb_mse: f64,
-    min_psnr: f64,
-    count: u64,
-}
-
-/// PSNR results in dB.
-pub struct PsnrReport {
-    /// Y, Cb, Cr and the 4:1:1-weighted average, over the whole run.
-    pub yuv: [f64; 4],
-    /// Lowest per-frame weighted average.
-    pub min: f64,
-    /// RGB round trip (includes chroma subsampling).
-    pub rgb: f64,
-}
-
-impl PsnrCheck {
-    fn push_source(&mut self, token: u64, frame: &framecast_core::Frame<'_>) -> anyhow::Result<()> {
-        let mut img = Yuv420Image::new(frame.width(), frame.height(), YuvLayout::I420)?;
-        convert::to_yuv420(frame, self.color, &mut img)?;
-        self.pending
-            .push_back((token, img, convert::frame_to_rgba8(frame, self.color)));
-        Ok(())
+impl GpuStage {
+    fn new(enabled: bool, width: u32, height: u32) -> Result<Self, Failure> {
+        if !enabled {
+            return Ok(GpuStage::Off);
+        }
+        #[cfg(feature = "gpu")]
+        {
+            let gpu = framecast_gpu::GpuConverter::new().code(exit::ENCODER)?;
+            tracing::info!("converting on {}", gpu.adapter_summary());
+            let nv12 =
+                framecast_core::Yuv420Image::new(width, height, framecast_core::YuvLayout::Nv12)
+                    .code(exit::USAGE)?;
+            Ok(GpuStage::On {
+                gpu: Box::new(gpu),
+                nv12,
+            })
+        }
+        #[cfg(not(feature = "gpu"))]
+        {
+            let _ = (width, height);
+            Err(anyhow!(
+                "--gpu needs a build with GPU support: cargo build --release --features gpu"
+            ))
+            .code(exit::USAGE)
+        }
     }
 
-    fn packet(&mut self, p: &EncodedPacket) -> anyhow::Result<()> {
-        let annexb = match p.format {
-            framecast_encode::OutputFormat::AnnexB => p.data.to_vec(),
-            framecast_encode::OutputFormat::Avcc => {
-                framecast_h264::nal::avcc_to_annexb(&p.data, 4)?
+    /// The frame the encoder should see: `frame` itself, or its NV12 conversion.
+    fn convert<'a>(
+        &'a mut self,
+        frame: framecast_core::Frame<'a>,
+        color: ColorSpace,
+    ) -> Result<framecast_core::Frame<'a>, Failure> {
+        match self {
+            GpuStage::Off => {
+                let _ = color;
+                Ok(frame)
             }
-        };
-        while self.pending.front().is_some_and(|(t, _, _)| *t < p.token) {
-            self.pending.pop_front(); // dropped frames
-        }
-        let (_, src, src_rgba) = self
-            .pending
-            .pop_front()
-            .context("PSNR: no source frame for packet")?;
-        let img = self
-            .decoder
-            .decode(&annexb)?
-            .context("PSNR: decoder returned no picture for a packet")?;
-        let mse = plane_mse(&src, &img).with_context(|| {
-            format!(
-                "PSNR: decoded {}x{} but encoded {}x{}",
-                img.width(),
-                img.height(),
-                src.width(),
-                src.height()
-            )
-        })?;
-        for (acc, m) in self.sum_mse.iter_mut().zip(mse) {
-            *acc += m;
-        }
-        self.min_psnr = self
-            .min_psnr
-            .min(psnr_of((4.0 * mse[0] + mse[1] + mse[2]) / 6.0));
-        // RGB: compare the source's area (for odd sizes the decoded picture is one column/row
-        // wider, since 4:2:0 crops in steps of 2).
-        let out = convert::yuv420_to_rgba(&img, self.color);
-        let (dw, sw, sh) = (
-            img.width() as usize,
-            src.width() as usize,
-            src.height() as usize,
-        );
-        let cropped: Vec<u8> = (0..sh)
-            .flat_map(|row| out[row * dw * 4..row * dw * 4 + sw * 4].iter().copied())
-            .collect();
-        let rgb = convert::psnr_rgb(&src_rgba, &cropped);
-        self.sum_rgb_mse += if rgb.is_finite() {
-            255.0f64 * 255.0 / 10f64.powf(rgb / 10.0)
-        } else {
-            0.0
-        };
-        self.count += 1;
-        Ok(())
-    }
-
-    fn result(&self) -> PsnrReport {
-        let n = self.count.max(1) as f64;
-        let [y, u, v] = self.sum_mse.map(|m| m / n);
-        PsnrReport {
-            yuv: [
-                psnr_of(y),
-                psnr_of(u),
-                psnr_of(v),
-                psnr_of((4.0 * y + u + v) / 6.0),
-            ],
-            min: self.min_psnr,
-            rgb: psnr_of(self.sum_rgb_mse / n),
+            #[cfg(feature = "gpu")]
+            GpuStage::On { gpu, nv12 } => {
+                gpu.convert(&frame, color, nv12).code(exit::ENCODER)?;
+                let (y, uv, _) = nv12.planes();
+                framecast_core::Frame::nv12(
+                    y,
+                    nv12.y_stride(),
+                    uv,
+                    nv12.chroma_stride(),
+                    nv12.width(),
+                    nv12.height(),
+                )
+                .code(exit::ENCODER)
+            }
         }
     }
 }
@@ -263,6 +204,8 @@ pub struct Job<'a> {
     pub max_frames: Option<u64>,
     pub psnr: bool,
     pub progress: bool,
+    /// Convert on the GPU.
+    pub gpu: bool,
 }
 
 /// Encode `job.source` into `job.output`.
@@ -274,7 +217,9 @@ pub fn encode_to_file(job: Job<'_>) -> Result<Summary, Failure> {
         max_frames,
         psnr,
         progress,
+        gpu,
     } = job;
+    let mut gpu = GpuStage::new(gpu, config.width, config.height)?;
     let container = Container::from_path(output).code(exit::USAGE)?;
     config.output = container.packet_format();
     let mut encoder = Encoder::new(config.clone()).map_err(|e| {
@@ -308,15 +253,7 @@ pub fn encode_to_file(job: Job<'_>) -> Result<Summary, Failure> {
         ProgressBar::hidden()
     };
     let mut check = if psnr {
-        Some(PsnrCheck {
-            decoder: framecast_encode::decode::H264Decoder::new().code(exit::ENCODER)?,
-            color: config.color,
-            pending: VecDeque::new(),
-            sum_mse: [0.0; 3],
-            sum_rgb_mse: 0.0,
-            min_psnr: f64::INFINITY,
-            count: 0,
-        })
+        Some(PsnrCheck::new(config.color)?)
     } else {
         None
     };
@@ -344,10 +281,11 @@ pub fn encode_to_file(job: Job<'_>) -> Result<Summary, Failure> {
         let Some(frame) = source.next_frame().code(exit::INPUT)? else {
             break;
         };
-        let view = frame.as_frame();
+        let source_view = frame.as_frame();
         if let Some(c) = check.as_mut() {
-            c.push_source(submitted, &view).code(exit::INPUT)?;
+            c.push_source(submitted, &source_view).code(exit::INPUT)?;
         }
+        let view = gpu.convert(source_view, config.color)?;
         let meta = FrameMeta {
             token: submitted,
             pts_ns: submitted as i64 * dur,
@@ -490,6 +428,7 @@ pub fn run(a: EncodeArgs) -> Result<(), Failure> {
         output: &a.output,
         max_frames: a.frames.or(default_frames),
         psnr: a.psnr,
+        gpu: a.gpu,
         progress,
     })?;
     print_summary(&summary, &config, &a.output);
@@ -514,6 +453,7 @@ pub fn demo(a: DemoArgs) -> Result<(), Failure> {
         output: &a.output,
         max_frames: Some(frames),
         psnr: false,
+        gpu: false,
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     })?;
     print_summary(&summary, &config, &a.output);

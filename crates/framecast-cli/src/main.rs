@@ -5,6 +5,7 @@ mod bench;
 mod doctor;
 mod encode;
 mod output;
+mod psnr;
 mod remote;
 mod serve;
 

@@ -1,3 +1,4 @@
+#![cfg(feature = "openh264")]
 //! Encode the test card and moving bands, decode with OpenH264 and with ffmpeg, compare pixels.
 
 use framecast_core::{convert, ColorSpace, Frame, Matrix, Range, Yuv420Image, YuvLayout};

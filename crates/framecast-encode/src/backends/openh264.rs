@@ -39,8 +39,14 @@ fn probe() -> Availability {
     }
 }
 
-fn openh264_version() -> &'static str {
-    "2.6 (bundled)"
+fn openh264_version() -> String {
+    use openh264_sys2::API;
+    // SAFETY: WelsGetCodecVersion only returns a struct of three integers.
+    let v = unsafe { OpenH264API::from_source().WelsGetCodecVersion() };
+    format!(
+        "{}.{}.{} (built from source)",
+        v.uMajor, v.uMinor, v.uRevision
+    )
 }
 
 /// Threads for one encoder. The `openh264` crate configures a single slice per picture, and
