@@ -1,16 +1,828 @@
-//! `framecast remote`: the VTR1 remote-encode service and client.
+//! `framecast remote`: the VTR1 remote-encode service (byte-compatible with VideoToolbox
+//! Remote's `vtremoted`) and its client.
 
-use crate::Failure;
-use clap::Args;
+use crate::args::{parse_bitrate, parse_fps, parse_size};
+use crate::output::{display_path, Container, PacketWriter};
+use crate::{exit, Failure, WithCode};
+use anyhow::{anyhow, Context};
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use framecast_core::{convert, ColorSpace, PixelFormat, Yuv420Image, YuvLayout};
+use framecast_encode::{EncodedPacket, OutputFormat, PacketTimings};
+use framecast_io::{open_input, AtomicFile, FrameSource, InputHint, PatternKind, PatternSource};
+use framecast_remote::client::{run_stream, Client, ClientOptions, Credit, StreamStats};
+use framecast_remote::compress::{compress_plane, decompress_plane};
+use framecast_remote::server::{Server, ServerConfig};
+use framecast_remote::wire::{pix_fmt, Configure, FrameMsg, Message, PacketMsg, Plane};
+use framecast_remote::{Compression, RemoteError};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// Arguments of `framecast remote`.
 #[derive(Args, Debug)]
-pub struct RemoteArgs {}
+pub struct RemoteArgs {
+    #[command(subcommand)]
+    command: RemoteCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum RemoteCommand {
+    /// Run a VTR1 server (FFmpeg's *_videotoolbox_remote codecs can use it). Set
+    /// RUST_LOG=framecast_remote=info to see one SUMMARY line per session.
+    Serve(ServeArgs),
+    /// Encode a file or pattern on a remote server to .h264 or .mp4.
+    Encode(EncodeArgs),
+    /// Decode an .h264 file on a remote server to .y4m.
+    Decode(DecodeArgs),
+    /// Re-encode an .h264 file on a remote server (optionally resized) to .h264 or .mp4.
+    Transcode(TranscodeArgs),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:5555")]
+    listen: SocketAddr,
+    /// Read the shared token from this file (first line).
+    #[arg(long, value_name = "FILE", conflicts_with = "token_env")]
+    token_file: Option<PathBuf>,
+    /// Read the shared token from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    token_env: Option<String>,
+    /// Concurrent sessions; more get BUSY.
+    #[arg(long, default_value_t = 4)]
+    max_sessions: usize,
+    /// Seconds allowed for each of HELLO and CONFIGURE.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    handshake_timeout: f64,
+    /// Seconds allowed for each message after the handshake.
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    idle_timeout: f64,
+    /// Seconds allowed for writing each message.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    write_timeout: f64,
+    /// Largest FRAME/PACKET accepted (HELLO is capped at 64 KiB, CONFIGURE at 4 MiB).
+    #[arg(long, default_value_t = framecast_remote::wire::DEFAULT_MAX_MESSAGE_BYTES, value_name = "N")]
+    max_message_bytes: u32,
+    /// Encoder backend (default: the first available; see `framecast doctor`).
+    #[arg(long)]
+    backend: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct ConnectArgs {
+    /// Server address.
+    #[arg(long, value_name = "HOST:PORT")]
+    server: String,
+    /// Read the shared token from this file (first line).
+    #[arg(long, value_name = "FILE", conflicts_with = "token_env")]
+    token_file: Option<PathBuf>,
+    /// Read the shared token from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    token_env: Option<String>,
+    /// FRAME plane compression on the wire.
+    #[arg(long, default_value = "lz4")]
+    compression: Compression,
+    /// Inputs in flight before waiting for the server (network and encoder overlap).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    window: usize,
+    /// Seconds to wait for the server at each step.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    timeout: f64,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct EncodeArgs {
+    /// Input file: .y4m, raw .rgba/.bgra/.rgb/.nv12/.yuv (needs --size), or - for stdin.
+    #[arg(required_unless_present = "pattern", conflicts_with = "pattern")]
+    input: Option<PathBuf>,
+    /// Encode a built-in pattern instead: testcard, bands, gradient, plasma.
+    #[arg(long, value_name = "NAME")]
+    pattern: Option<String>,
+    /// Output .h264 or .mp4.
+    #[arg(short, long, value_name = "OUT")]
+    output: PathBuf,
+    /// Frame size WxH (raw input; patterns default to 1280x720).
+    #[arg(long, value_parser = parse_size, value_name = "WxH")]
+    size: Option<(u32, u32)>,
+    /// Stop after N frames (patterns default to 10 s worth).
+    #[arg(long, value_name = "N")]
+    frames: Option<u64>,
+    /// Frame rate; default: the input's, else 30.
+    #[arg(long, value_parser = parse_fps)]
+    fps: Option<f64>,
+    /// Target bitrate (e.g. 8M, 800k).
+    #[arg(long, value_parser = parse_bitrate)]
+    bitrate: Option<u32>,
+    /// Keyframe interval in frames (CONFIGURE option `gop`).
+    #[arg(long, value_name = "N")]
+    keyint: Option<u32>,
+    /// Pixel format of raw input when the extension does not say.
+    #[arg(long, value_name = "FMT")]
+    format: Option<String>,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(Args, Debug)]
+struct DecodeArgs {
+    /// Annex B .h264 input.
+    input: PathBuf,
+    /// Output .y4m.
+    #[arg(short, long, value_name = "OUT")]
+    output: PathBuf,
+    /// Frame rate written to the y4m header.
+    #[arg(long, value_parser = parse_fps, default_value = "30")]
+    fps: f64,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(Args, Debug)]
+struct TranscodeArgs {
+    /// Annex B .h264 input.
+    input: PathBuf,
+    /// Output .h264 or .mp4.
+    #[arg(short, long, value_name = "OUT")]
+    output: PathBuf,
+    /// Output size WxH (default: the input's).
+    #[arg(long, value_parser = parse_size, value_name = "WxH")]
+    size: Option<(u32, u32)>,
+    /// Target bitrate.
+    #[arg(long, value_parser = parse_bitrate)]
+    bitrate: Option<u32>,
+    /// Keyframe interval in frames.
+    #[arg(long, value_name = "N")]
+    keyint: Option<u32>,
+    /// Input frame rate.
+    #[arg(long, value_parser = parse_fps, default_value = "30")]
+    fps: f64,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
 
 /// `framecast remote`.
-pub fn run(_a: RemoteArgs) -> Result<(), Failure> {
-    Err(Failure {
-        error: anyhow::anyhow!("`framecast remote` is not built yet"),
-        code: crate::exit::USAGE,
+pub fn run(a: RemoteArgs) -> Result<(), Failure> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .code(exit::ENCODER)?;
+    match a.command {
+        RemoteCommand::Serve(s) => rt.block_on(serve(s)),
+        RemoteCommand::Encode(e) => rt.block_on(encode(e)),
+        RemoteCommand::Decode(d) => rt.block_on(decode(d)),
+        RemoteCommand::Transcode(t) => rt.block_on(transcode(t)),
+    }
+}
+
+fn read_token(file: &Option<PathBuf>, env: &Option<String>) -> Result<Option<String>, Failure> {
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("token file {}", display_path(f).display()))
+            .code(exit::INPUT)?;
+        let token = text.lines().next().unwrap_or("").trim().to_string();
+        if token.is_empty() {
+            return Err(anyhow!("token file {} is empty", display_path(f).display()))
+                .code(exit::INPUT);
+        }
+        return Ok(Some(token));
+    }
+    if let Some(var) = env {
+        let token = std::env::var(var)
+            .map_err(|_| anyhow!("environment variable {var} is not set"))
+            .code(exit::USAGE)?;
+        return Ok(Some(token));
+    }
+    Ok(None)
+}
+
+fn secs(v: f64, what: &str) -> Result<Duration, Failure> {
+    if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
+        return Err(anyhow!("{what} {v}: must be between 0 and 86400 seconds")).code(exit::USAGE);
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+async fn serve(a: ServeArgs) -> Result<(), Failure> {
+    let config = ServerConfig {
+        listen: a.listen,
+        token: read_token(&a.token_file, &a.token_env)?,
+        max_sessions: a.max_sessions,
+        handshake_timeout: secs(a.handshake_timeout, "--handshake-timeout")?,
+        idle_timeout: secs(a.idle_timeout, "--idle-timeout")?,
+        write_timeout: secs(a.write_timeout, "--write-timeout")?,
+        max_message_bytes: a.max_message_bytes,
+        backend: a.backend,
+        ..ServerConfig::default()
+    };
+    let server = Server::bind(config).await.map_err(|e| {
+        let code = match e {
+            RemoteError::Unsupported(_) => exit::USAGE,
+            _ => exit::OUTPUT,
+        };
+        Failure {
+            error: e.into(),
+            code,
+        }
+    })?;
+    eprintln!(
+        "framecast remote: VTR1 server on {} (capabilities: {})",
+        server.local_addr(),
+        server.capabilities().capabilities.join(", ")
+    );
+    server.run().await.code(exit::ENCODER)
+}
+
+/// Exit code for a client-side failure.
+fn remote_code(e: &RemoteError) -> u8 {
+    match e {
+        RemoteError::Unsupported(_) => exit::USAGE,
+        _ => exit::ENCODER,
+    }
+}
+
+fn remote_fail(e: RemoteError, server: &str) -> Failure {
+    let code = remote_code(&e);
+    Failure {
+        error: anyhow::Error::new(e).context(format!("remote server {server}")),
+        code,
+    }
+}
+
+async fn connect(c: &ConnectArgs) -> Result<Client, Failure> {
+    let opts = ClientOptions {
+        token: read_token(&c.token_file, &c.token_env)?.unwrap_or_default(),
+        timeout: secs(c.timeout, "--timeout")?,
+        ..ClientOptions::default()
+    };
+    Client::connect(c.server.as_str(), opts)
+        .await
+        .map_err(|e| remote_fail(e, &c.server))
+}
+
+fn progress(len: Option<u64>, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = match len {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    bar.set_draw_target(ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} frames {per_sec} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+fn fps_ratio(fps: f64) -> (u32, u32) {
+    if (fps - fps.round()).abs() < 1e-9 {
+        (fps.round() as u32, 1)
+    } else {
+        ((fps * 1001.0).round() as u32, 1001)
+    }
+}
+
+fn summary(what: &str, frames: u64, bytes: u64, out: &Path, s: &StreamStats) {
+    let secs = s.seconds.max(1e-9);
+    println!(
+        "remote {what}: {frames} frames in {:.2} s ({:.1} fps), wrote {bytes} bytes to {}; wire {:.1} Mb/s up, {:.1} Mb/s down",
+        s.seconds,
+        frames as f64 / secs,
+        display_path(out).display(),
+        s.bytes_sent as f64 * 8.0 / secs / 1e6,
+        s.bytes_received as f64 * 8.0 / secs / 1e6,
+    );
+}
+
+/// Writes remote PACKETs to .h264/.mp4 through the CLI's writer.
+struct PacketSink {
+    writer: Option<PacketWriter>,
+    container: Container,
+    avcc: Option<Vec<u8>>,
+    tb: (u32, u32),
+    frames: u64,
+    error: Option<anyhow::Error>,
+}
+
+impl PacketSink {
+    fn write(&mut self, p: PacketMsg) -> Result<(), RemoteError> {
+        let Some(writer) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        if self.avcc.is_none() {
+            if let Some((sps_pps, _)) = framecast_remote::annexb::parameter_sets(&p.data) {
+                let nals: Vec<&[u8]> = framecast_h264::nal::annexb_nals(&sps_pps).collect();
+                self.avcc =
+                    framecast_h264::avcc::AvcDecoderConfig::from_parameter_sets(nals[0], nals[1])
+                        .ok()
+                        .map(|r| r.to_bytes());
+            }
+        }
+        let ns = |t: i64| -> i64 {
+            (t as i128 * 1_000_000_000 * self.tb.0 as i128 / self.tb.1.max(1) as i128) as i64
+        };
+        let (data, format) = match self.container {
+            Container::H264 => (p.data.clone(), OutputFormat::AnnexB),
+            Container::Mp4 => match framecast_h264::nal::annexb_to_avcc(&p.data, 4) {
+                Ok(d) => (Bytes::from(d), OutputFormat::Avcc),
+                Err(e) => {
+                    self.error = Some(anyhow!("packet {}: {e}", self.frames));
+                    return Err(RemoteError::Unsupported(format!(
+                        "bad packet from the server: {e}"
+                    )));
+                }
+            },
+        };
+        let packet = EncodedPacket {
+            data,
+            format,
+            pts_ns: ns(p.pts),
+            dts_ns: ns(p.dts),
+            duration_ns: ns(p.duration.max(1)),
+            keyframe: p.is_keyframe(),
+            token: self.frames,
+            frame_index: self.frames,
+            codec: Arc::from(""),
+            timings: PacketTimings::default(),
+        };
+        let avcc = self.avcc.clone();
+        if let Err(e) = writer.write(&packet, || avcc) {
+            self.error = Some(e);
+            return Err(RemoteError::Unsupported("cannot write the output".into()));
+        }
+        self.frames += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<u64, Failure> {
+        if let Some(e) = self.error.take() {
+            return Err(e).code(exit::OUTPUT);
+        }
+        match self.writer.take() {
+            Some(w) => w.finish().code(exit::OUTPUT),
+            None => Ok(0),
+        }
+    }
+}
+
+fn stream_fail(e: RemoteError, server: &str, sink_error: Option<anyhow::Error>) -> Failure {
+    match sink_error {
+        Some(err) => Failure {
+            error: err,
+            code: exit::OUTPUT,
+        },
+        None => remote_fail(e, server),
+    }
+}
+
+fn open_source(a: &EncodeArgs) -> Result<Box<dyn FrameSource>, Failure> {
+    if let Some(name) = &a.pattern {
+        let kind: PatternKind = name.parse().code(exit::USAGE)?;
+        let (w, h) = a.size.unwrap_or((1280, 720));
+        let fps = a.fps.unwrap_or(30.0);
+        let frames = a.frames.unwrap_or((fps * 10.0).round() as u64);
+        let src = PatternSource::new(kind, w, h, fps_ratio(fps), Some(frames)).code(exit::USAGE)?;
+        return Ok(Box::new(src));
+    }
+    let path = a.input.as_ref().ok_or_else(|| Failure {
+        error: anyhow!("give an input file or --pattern"),
+        code: exit::USAGE,
+    })?;
+    let format = match a.format.as_deref() {
+        None => None,
+        Some(f) => Some(match f.to_ascii_lowercase().as_str() {
+            "rgba" => PixelFormat::Rgba8,
+            "bgra" => PixelFormat::Bgra8,
+            "rgb" | "rgb24" => PixelFormat::Rgb8,
+            "nv12" => PixelFormat::Nv12,
+            "i420" | "yuv420p" | "yuv" => PixelFormat::I420,
+            other => {
+                return Err(anyhow!(
+                    "unknown raw format {other:?}: use rgba, bgra, rgb24, nv12 or i420"
+                ))
+                .code(exit::USAGE)
+            }
+        }),
+    };
+    let hint = InputHint {
+        format,
+        size: a.size,
+        fps: a.fps.map(fps_ratio),
+    };
+    open_input(path, hint).code(exit::INPUT)
+}
+
+/// One input frame as a FRAME message: BGRA goes as is (when the server takes it), anything
+/// else is converted to NV12 here.
+struct FrameEncoder {
+    height: u32,
+    bgra: bool,
+    compression: Compression,
+    image: Yuv420Image,
+}
+
+impl FrameEncoder {
+    fn message(&mut self, f: &framecast_io::OwnedFrame, pts: i64) -> anyhow::Result<Message> {
+        let h = self.height;
+        let c = self.compression;
+        let planes = if self.bgra {
+            let stride = f.stride();
+            let rows = &f.data()[..stride * h as usize];
+            vec![Plane {
+                stride: stride as u32,
+                height: h,
+                data: compress_plane(c, rows),
+            }]
+        } else {
+            convert::to_yuv420(&f.as_frame(), ColorSpace::default(), &mut self.image)?;
+            let cw = self.image.coded_width() as usize;
+            let ch = (h as usize).div_ceil(2);
+            let y = &self.image.y()[..cw * h as usize];
+            let uv = &self.image.uv()[..self.image.chroma_stride() * ch];
+            vec![
+                Plane {
+                    stride: cw as u32,
+                    height: h,
+                    data: compress_plane(c, y),
+                },
+                Plane {
+                    stride: self.image.chroma_stride() as u32,
+                    height: ch as u32,
+                    data: compress_plane(c, uv),
+                },
+            ]
+        };
+        Ok(Message::Frame(FrameMsg {
+            pts,
+            duration: 1,
+            flags: 0,
+            planes,
+            side_data: vec![],
+        }))
+    }
+}
+
+async fn encode(a: EncodeArgs) -> Result<(), Failure> {
+    let container = Container::from_path(&a.output).code(exit::USAGE)?;
+    let mut source = open_source(&a)?;
+    let (w, h) = (source.width(), source.height());
+    let fps = a
+        .fps
+        .map(fps_ratio)
+        .or_else(|| source.fps())
+        .unwrap_or((30, 1));
+    let total = match (a.frames, source.frame_count_hint()) {
+        (Some(n), Some(m)) => Some(n.min(m)),
+        (n, m) => n.or(m),
+    };
+    let server = a.connect.server.clone();
+    let mut client = connect(&a.connect).await?;
+    let first = source.next_frame().code(exit::INPUT)?;
+    let bgra = first
+        .as_ref()
+        .is_some_and(|f| f.format() == PixelFormat::Bgra8)
+        && client.hello_ack().has("pixfmt.bgra");
+    let mut cfg = Configure {
+        width: w,
+        height: h,
+        pix_fmt: if bgra { pix_fmt::BGRA } else { pix_fmt::NV12 },
+        tb_num: fps.1,
+        tb_den: fps.0,
+        fr_num: fps.0,
+        fr_den: fps.1,
+        ..Configure::default()
+    };
+    cfg.set_option("mode", "encode");
+    cfg.set_option(
+        "wire_compression",
+        a.connect.compression.wire_value().to_string(),
+    );
+    if let Some(b) = a.bitrate {
+        cfg.set_option("bitrate", b.to_string());
+    }
+    if let Some(k) = a.keyint {
+        cfg.set_option("gop", k.to_string());
+    }
+    // framecast converts with BT.709 limited range; say so.
+    for key in ["colorspace", "color_primaries", "color_trc", "color_range"] {
+        cfg.set_option(key, "1");
+    }
+    let ack = client
+        .configure(cfg)
+        .await
+        .map_err(|e| remote_fail(e, &server))?;
+    let writer = PacketWriter::create(&a.output, container, w, h, ColorSpace::default())
+        .code(exit::OUTPUT)?;
+    let mut sink = PacketSink {
+        writer: Some(writer),
+        container,
+        avcc: (!ack.extradata.is_empty()).then(|| ack.extradata.to_vec()),
+        tb: (fps.1, fps.0),
+        frames: 0,
+        error: None,
+    };
+
+    let window = a.connect.window.max(1);
+    let (tx, rx) = mpsc::channel::<Message>(window);
+    let mut fe = FrameEncoder {
+        height: h,
+        bgra,
+        compression: a.connect.compression,
+        image: Yuv420Image::new(w, h, YuvLayout::Nv12).code(exit::USAGE)?,
+    };
+    let limit = a.frames;
+    // Reading, conversion and compression on their own thread: they overlap the network.
+    let producer = std::thread::spawn(move || -> anyhow::Result<u64> {
+        let mut next = first;
+        let mut n = 0u64;
+        while let Some(f) = next {
+            if limit.is_some_and(|l| n >= l) {
+                break;
+            }
+            let m = fe.message(&f, n as i64)?;
+            if tx.blocking_send(m).is_err() {
+                break;
+            }
+            n += 1;
+            next = source.next_frame()?;
+        }
+        Ok(n)
+    });
+    let bar = progress(total, a.connect.quiet);
+    let result = run_stream(client, rx, window, Credit::PerOutput, |m| {
+        if let Message::Packet(p) = m {
+            sink.write(p)?;
+            bar.inc(1);
+        }
+        Ok(())
     })
+    .await;
+    bar.finish_and_clear();
+    let produced = producer
+        .join()
+        .map_err(|_| anyhow!("the frame reader panicked"))
+        .code(exit::INPUT)?;
+    let stats = match result {
+        Ok(s) => s,
+        Err(e) => return Err(stream_fail(e, &server, sink.error.take())),
+    };
+    produced.code(exit::INPUT)?;
+    let frames = sink.frames;
+    let bytes = sink.finish()?;
+    summary("encode", frames, bytes, &a.output, &stats);
+    Ok(())
+}
+
+/// Access units, Annex B SPS/PPS extradata and display size of an .h264 file.
+type H264Input = (Vec<Vec<u8>>, Vec<u8>, (u32, u32));
+
+fn read_h264(path: &Path) -> Result<H264Input, Failure> {
+    let data = std::fs::read(path)
+        .with_context(|| format!("cannot read {}", display_path(path).display()))
+        .code(exit::INPUT)?;
+    let aus = framecast_remote::annexb::access_units(&data);
+    let (extradata, size) = aus
+        .first()
+        .and_then(|au| framecast_remote::annexb::parameter_sets(au))
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: no H.264 access unit with SPS and PPS at the start (is it an Annex B .h264 file?)",
+                display_path(path).display()
+            )
+        })
+        .code(exit::INPUT)?;
+    Ok((aus, extradata, size))
+}
+
+fn packets_channel(aus: Vec<Vec<u8>>, window: usize) -> mpsc::Receiver<Message> {
+    let (tx, rx) = mpsc::channel(window.max(1));
+    tokio::spawn(async move {
+        for (i, au) in aus.into_iter().enumerate() {
+            let m = Message::Packet(PacketMsg {
+                pts: i as i64,
+                dts: i as i64,
+                duration: 1,
+                flags: 0,
+                data: Bytes::from(au),
+                side_data: vec![],
+            });
+            if tx.send(m).await.is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// A y4m (4:2:0) writer for decoded NV12 frames.
+struct Y4mSink {
+    file: Option<AtomicFile>,
+    fps: (u32, u32),
+    compression: Compression,
+    size: Option<(u32, u32)>,
+    frames: u64,
+    error: Option<anyhow::Error>,
+}
+
+impl Y4mSink {
+    fn write(&mut self, f: FrameMsg) -> Result<(), RemoteError> {
+        let r = self.write_inner(f);
+        if let Err(e) = r {
+            let text = e.to_string();
+            self.error = Some(e);
+            return Err(RemoteError::Unsupported(text));
+        }
+        Ok(())
+    }
+
+    fn write_inner(&mut self, f: FrameMsg) -> anyhow::Result<()> {
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
+        if f.planes.len() != 2 {
+            anyhow::bail!(
+                "server sent a FRAME with {} planes, expected 2 (NV12)",
+                f.planes.len()
+            );
+        }
+        let (ys, h) = (f.planes[0].stride as usize, f.planes[0].height as usize);
+        let (uvs, ch) = (f.planes[1].stride as usize, f.planes[1].height as usize);
+        let y = decompress_plane(self.compression, 0, &f.planes[0].data, ys * h)?;
+        let uv = decompress_plane(self.compression, 1, &f.planes[1].data, uvs * ch)?;
+        let (w, cw) = (ys, uvs / 2);
+        match self.size {
+            None => {
+                file.write_all(
+                    format!(
+                        "YUV4MPEG2 W{w} H{h} F{}:{} Ip A1:1 C420jpeg\n",
+                        self.fps.0, self.fps.1
+                    )
+                    .as_bytes(),
+                )?;
+                self.size = Some((w as u32, h as u32));
+            }
+            Some(s) if s != (w as u32, h as u32) => {
+                anyhow::bail!("frame size changed from {}x{} to {w}x{h}", s.0, s.1)
+            }
+            Some(_) => {}
+        }
+        let mut buf = Vec::with_capacity(w * h * 3 / 2 + 6);
+        buf.extend_from_slice(b"FRAME\n");
+        buf.extend_from_slice(&y);
+        for plane in 0..2 {
+            for r in 0..ch {
+                buf.extend(uv[r * uvs..r * uvs + 2 * cw].iter().skip(plane).step_by(2));
+            }
+        }
+        file.write_all(&buf)?;
+        self.frames += 1;
+        Ok(())
+    }
+}
+
+async fn decode(a: DecodeArgs) -> Result<(), Failure> {
+    if a.output.extension().and_then(|e| e.to_str()) != Some("y4m") {
+        return Err(anyhow!(
+            "output {}: use a .y4m file",
+            display_path(&a.output).display()
+        ))
+        .code(exit::USAGE);
+    }
+    let (aus, extradata, (w, h)) = read_h264(&a.input)?;
+    let server = a.connect.server.clone();
+    let mut client = connect(&a.connect).await?;
+    let fps = fps_ratio(a.fps);
+    let mut cfg = Configure {
+        width: w,
+        height: h,
+        pix_fmt: pix_fmt::NV12,
+        tb_num: fps.1,
+        tb_den: fps.0,
+        fr_num: fps.0,
+        fr_den: fps.1,
+        extradata: Bytes::from(extradata),
+        ..Configure::default()
+    };
+    cfg.set_option("mode", "decode");
+    cfg.set_option(
+        "wire_compression",
+        a.connect.compression.wire_value().to_string(),
+    );
+    client
+        .configure(cfg)
+        .await
+        .map_err(|e| remote_fail(e, &server))?;
+    let mut sink = Y4mSink {
+        file: Some(AtomicFile::create(&a.output).code(exit::OUTPUT)?),
+        fps,
+        compression: a.connect.compression,
+        size: None,
+        frames: 0,
+        error: None,
+    };
+    let bar = progress(Some(aus.len() as u64), a.connect.quiet);
+    let rx = packets_channel(aus, a.connect.window);
+    let result = run_stream(client, rx, a.connect.window, Credit::Unlimited, |m| {
+        if let Message::Frame(f) = m {
+            sink.write(f)?;
+            bar.inc(1);
+        }
+        Ok(())
+    })
+    .await;
+    bar.finish_and_clear();
+    let stats = result.map_err(|e| stream_fail(e, &server, sink.error.take()))?;
+    let file = sink.file.take().ok_or_else(|| Failure {
+        error: anyhow!("no output"),
+        code: exit::OUTPUT,
+    })?;
+    if sink.frames == 0 {
+        return Err(anyhow!("the server returned no frames")).code(exit::ENCODER);
+    }
+    let bytes = file.bytes_written();
+    file.commit().code(exit::OUTPUT)?;
+    summary("decode", sink.frames, bytes, &a.output, &stats);
+    Ok(())
+}
+
+async fn transcode(a: TranscodeArgs) -> Result<(), Failure> {
+    let container = Container::from_path(&a.output).code(exit::USAGE)?;
+    let (aus, extradata, (w, h)) = read_h264(&a.input)?;
+    let server = a.connect.server.clone();
+    let mut client = connect(&a.connect).await?;
+    let fps = fps_ratio(a.fps);
+    let ack_credit = client.hello_ack().has("packet_ack.v1");
+    let mut cfg = Configure {
+        width: w,
+        height: h,
+        pix_fmt: pix_fmt::NV12,
+        tb_num: fps.1,
+        tb_den: fps.0,
+        fr_num: fps.0,
+        fr_den: fps.1,
+        extradata: Bytes::from(extradata),
+        ..Configure::default()
+    };
+    cfg.set_option("mode", "transcode");
+    let (ow, oh) = a.size.unwrap_or((w, h));
+    if a.size.is_some() {
+        cfg.set_option("out_width", ow.to_string());
+        cfg.set_option("out_height", oh.to_string());
+    }
+    if let Some(b) = a.bitrate {
+        cfg.set_option("bitrate", b.to_string());
+    }
+    if let Some(k) = a.keyint {
+        cfg.set_option("gop", k.to_string());
+    }
+    if ack_credit {
+        cfg.set_option("packet_ack.v1", "1");
+    }
+    let ack = client
+        .configure(cfg)
+        .await
+        .map_err(|e| remote_fail(e, &server))?;
+    let writer = PacketWriter::create(&a.output, container, ow, oh, ColorSpace::default())
+        .code(exit::OUTPUT)?;
+    let mut sink = PacketSink {
+        writer: Some(writer),
+        container,
+        avcc: (!ack.extradata.is_empty()).then(|| ack.extradata.to_vec()),
+        tb: (fps.1, fps.0),
+        frames: 0,
+        error: None,
+    };
+    let bar = progress(Some(aus.len() as u64), a.connect.quiet);
+    let rx = packets_channel(aus, a.connect.window);
+    let credit = if ack_credit {
+        Credit::PacketAck
+    } else {
+        Credit::Unlimited
+    };
+    let result = run_stream(client, rx, a.connect.window, credit, |m| {
+        if let Message::Packet(p) = m {
+            sink.write(p)?;
+            bar.inc(1);
+        }
+        Ok(())
+    })
+    .await;
+    bar.finish_and_clear();
+    let stats = result.map_err(|e| stream_fail(e, &server, sink.error.take()))?;
+    let frames = sink.frames;
+    let bytes = sink.finish()?;
+    summary("transcode", frames, bytes, &a.output, &stats);
+    Ok(())
 }

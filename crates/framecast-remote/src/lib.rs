@@ -36,6 +36,7 @@
 
 #![warn(missing_docs)]
 
+pub mod annexb;
 pub mod client;
 pub mod compress;
 mod error;

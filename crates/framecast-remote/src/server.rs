@@ -357,7 +357,11 @@ impl Summary {
                     r.inputs,
                     r.outputs,
                     r.dropped,
-                    r.encode_ms.iter().sum::<f64>().max(0.0) / n,
+                    if r.encode_ms.is_empty() {
+                        0.0
+                    } else {
+                        r.encode_ms.iter().sum::<f64>() / n
+                    },
                     r.encode_ms.iter().cloned().fold(0.0, f64::max),
                 )
             }
