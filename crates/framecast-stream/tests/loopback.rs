@@ -337,7 +337,7 @@ async fn stalled_viewer_does_not_stall_another() {
         frames += 1;
     }
     assert!(
-        frames >= 70,
+        frames >= 60,
         "live viewer got {frames} frames in 3 s at 30 fps"
     );
     let m = d.metrics().await.unwrap();
