@@ -17,9 +17,12 @@ export CHROMIUM
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   (cd tests/browser && npm ci --no-audit --no-fund) >&2
 fi
+BUILD="release build"
 if [ -z "${FRAMECAST_BIN:-}" ]; then
   cargo build --release -q -p framecast-cli >&2
   FRAMECAST_BIN=$(pwd)/target/release/framecast
+else
+  BUILD="binary $FRAMECAST_BIN"
 fi
 export FRAMECAST_BIN
 
@@ -27,7 +30,7 @@ echo "## Publish → displayed latency (browser)"
 echo
 echo "- date: $(date -u +%Y-%m-%d)"
 echo "- machine: $(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) cores, $(free -g 2>/dev/null | awk '/^Mem:/{print $2 " GiB"}') RAM, $(uname -sr)"
-echo "- framecast: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ' (+ local changes)'), release build"
+echo "- framecast: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ' (+ local changes)'), $BUILD"
 echo "- node $(node --version), playwright-core $(node -p "require('./tests/browser/node_modules/playwright-core/package.json').version")"
 echo "- command: scripts/latency-bench.sh (BENCH_SECONDS=${BENCH_SECONDS:-10} BENCH_WARMUP=${BENCH_WARMUP:-2})"
 echo

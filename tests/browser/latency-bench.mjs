@@ -85,17 +85,24 @@ async function runOne(browser, c) {
   const base = `http://127.0.0.1:${port}`;
   const args = ["serve", "--pattern", "testcard", "--size", `${c.w}x${c.h}`, "--fps", String(c.fps),
     "--listen", `127.0.0.1:${port}`];
-  const server = await startServer(BIN, args, port);
+  const server = await startServer(BIN, [...args, "--stats-interval", "0.25"], port);
   const page = await newPage(browser, { width: 960, height: 540 });
   try {
     await page.goto(`${base}/?controls=0${c.transport === "image" ? "&transport=image" : ""}`);
     await waitFrames(page, 5);
     await sleep(WARMUP * 1000);
     const offsetUs = await clockMapping(base);
-    await page.evaluate(() => { window.__framecast.frameLog = []; window.__framecast.frameLogLimit = 1e6; });
+    await page.evaluate(() => {
+      const T = window.__framecast;
+      T.frameLog = [];
+      T.frameLogLimit = 1e6;
+      T.rttLog = [];
+      T.rttTimer = setInterval(() => { const r = T.stats().rtt_ms; if (typeof r === "number") T.rttLog.push(r); }, 250);
+    });
     const t0 = Date.now();
     await sleep(SECONDS * 1000);
     const log = await page.evaluate(() => { window.__framecast.frameLogLimit = 0; return window.__framecast.frameLog; });
+    const rtts = await page.evaluate(() => { clearInterval(window.__framecast.rttTimer); return window.__framecast.rttLog; });
     const elapsed = (Date.now() - t0) / 1000;
     const offsetUs2 = await clockMapping(base);
     const metrics = await serverMetrics(base);
@@ -114,6 +121,7 @@ async function runOne(browser, c) {
       latency: lat.length ? stats(lat) : null,
       recvToDisplay: stats(log.map((e) => e[2] - e[3])),
       decode: stats(log.map((e) => e[4])),
+      rtt: stats(rtts),
       encodeP50: findEncodeP50(metrics),
       clockDriftMs: offsetUs !== null && offsetUs2 !== null ? (offsetUs2 - offsetUs) / 1000 : null,
       dropped: st.dropped,
@@ -141,11 +149,11 @@ try {
 }
 
 console.log(`Chromium ${version}, headless, --disable-gpu (software decode and 2D canvas); ${SECONDS} s window after ${WARMUP} s warm-up per row.\n`);
-console.log("| size | fps | transport | displayed fps | publish→displayed p50 ms | p95 ms | receive→displayed p50 / p95 ms | decode p50 ms | server encode p50 ms | frames |");
-console.log("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|");
+console.log("| size | fps | transport | displayed fps | publish→displayed p50 ms | p95 ms | receive→displayed p50 / p95 ms | decode p50 ms | server encode p50 ms | server RTT (send→displayed ack) p50 ms | frames |");
+console.log("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|");
 for (const r of rows) {
   const t = r.transport === "video" ? `OpenH264 → WebCodecs (${r.codec ?? "?"})` : "JPEG image";
-  console.log(`| ${r.w}x${r.h} | ${r.fps} | ${t} | ${f1(r.fpsShown)} | ${f1(r.latency?.p50)} | ${f1(r.latency?.p95)} | ${f1(r.recvToDisplay.p50)} / ${f1(r.recvToDisplay.p95)} | ${f1(r.decode.p50)} | ${f1(r.encodeP50)} | ${r.frames} |`);
+  console.log(`| ${r.w}x${r.h} | ${r.fps} | ${t} | ${f1(r.fpsShown)} | ${f1(r.latency?.p50)} | ${f1(r.latency?.p95)} | ${f1(r.recvToDisplay.p50)} / ${f1(r.recvToDisplay.p95)} | ${f1(r.decode.p50)} | ${f1(r.encodeP50)} | ${f1(r.rtt.p50)} | ${r.frames} |`);
 }
 if (rows.some((r) => !r.latency)) {
   console.log("\nNo publish→displayed column where the server exposed no clock pair (GET /streams/<name>/time -> {timestamp_us, unix_us}).");
