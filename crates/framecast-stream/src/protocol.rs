@@ -340,6 +340,11 @@ pub enum ServerMessage {
         /// Colour tag; omitted when absent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         color: Option<WireColor>,
+        /// framecast extension: the encoder backend (`openh264`, ... for video; `jpeg` or
+        /// `png` for images). Not in pdum.rfb 0.3, whose viewer ignores unknown fields;
+        /// omitted when absent, so pdum's own messages stay byte-identical.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        backend: Option<String>,
     },
     /// Quality change (bitrate in b/s, fps).
     SetQuality {

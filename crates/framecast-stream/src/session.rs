@@ -66,6 +66,14 @@ impl ImageFormat {
             ImageFormat::Png => CAP_PNG,
         }
     }
+
+    /// The name used as `config.backend` (`jpeg` or `png`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ImageFormat::Jpeg => "jpeg",
+            ImageFormat::Png => "png",
+        }
+    }
 }
 
 /// What an encoder group produces.
@@ -574,8 +582,9 @@ impl StreamCore {
                 codec: Some(codec.unwrap_or(protocol::DEFAULT_H264_CODEC).to_owned()),
                 pixel_ratio: self.config.pixel_ratio,
                 color: self.config.color.clone(),
+                backend: Some(self.config.encoder.backend.clone()),
             },
-            GroupKind::Image(_) => ServerMessage::Config {
+            GroupKind::Image(format) => ServerMessage::Config {
                 transport: WireTransport::Image,
                 width,
                 height,
@@ -583,6 +592,7 @@ impl StreamCore {
                 codec: None,
                 pixel_ratio: self.config.pixel_ratio,
                 color: self.config.color.clone(),
+                backend: Some(format.name().into()),
             },
         };
         protocol::to_wire_string(&msg)

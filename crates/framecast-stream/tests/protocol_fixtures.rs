@@ -79,6 +79,7 @@ fn config_messages_match_pdum() {
                 codec: Some("avc1.42E01F".into()),
                 pixel_ratio: None,
                 color: None,
+                backend: None,
             },
         ),
         (
@@ -91,6 +92,7 @@ fn config_messages_match_pdum() {
                 codec: None,
                 pixel_ratio: Some(1.0),
                 color: None,
+                backend: None,
             },
         ),
         (
@@ -103,6 +105,7 @@ fn config_messages_match_pdum() {
                 codec: None,
                 pixel_ratio: Some(1.5),
                 color: Some(WireColor::display_p3()),
+                backend: None,
             },
         ),
     ];

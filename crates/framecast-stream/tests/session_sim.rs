@@ -214,6 +214,8 @@ fn config_then_keyframe_first() {
         texts[0].starts_with(r#"{"type":"config","transport":"webcodecs""#),
         "{texts:?}"
     );
+    // framecast's extension field, after pdum's fields.
+    assert!(texts[0].ends_with(r#","backend":"openh264"}"#), "{texts:?}");
     assert!(s.sent(1).is_empty(), "nothing before the first publish");
     s.publish();
     assert_eq!(s.jobs.len(), 1);
