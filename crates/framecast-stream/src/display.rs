@@ -75,6 +75,8 @@ impl Display {
     pub fn publish(&self, frame: impl Into<SharedFrame>) -> Result<(), StreamError> {
         self.check_open()?;
         let frame = frame.into();
+        // The header's `timestamp_us` is the publish time (pdum.rfb: a shared monotonic µs
+        // clock), not the encode or send time: publish → displayed latency is measured from it.
         let ts = self.shared.start.elapsed().as_micros() as u64;
         self.shared.published.fetch_add(1, Ordering::Relaxed);
         self.shared.frames.send_replace(Some((frame, ts)));
@@ -224,6 +226,14 @@ impl Display {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.shared.cmd.send(Cmd::Metrics(tx)).ok()?;
         rx.await.ok()
+    }
+
+    /// The stream's clock pair, read back to back: `(timestamp_us, unix_us)`, where
+    /// `timestamp_us` is the clock of frame headers (µs since the stream started, monotonic;
+    /// a frame's header carries its publish time on it) and `unix_us` the wall clock (µs since
+    /// the Unix epoch). Same as `GET /streams/<name>/time`.
+    pub fn clock(&self) -> (u64, u64) {
+        self.shared.clock_pair()
     }
 
     /// Frames published so far.

@@ -20,9 +20,22 @@
 //! | `GET /viewer/<path>` | any file of the embedded viewer directory |
 //! | `GET /health` | `{"status":"ok","streams":N}` |
 //! | `GET /streams` | `[{"name","width","height","fps","clients"}]` |
-//! | `GET /streams/<name>/metrics`, `GET /metrics` | counters: frames published, per-group encode ms (EMA, p50, p95), per-viewer sent/acked/dropped/RTT/fps/bitrate |
+//! | `GET /streams/<name>/metrics`, `GET /metrics` | counters: frames published, per-group encode ms (EMA, p50, p95), per-viewer sent/acked/dropped/RTT/fps/bitrate; `clock` (below) |
+//! | `GET /streams/<name>/time`, `GET /time` | the clock pair `{"timestamp_us","unix_us"}`: the stream clock of frame headers' `timestamp_us` and the wall clock (µs since the Unix epoch), read back to back ([`Display::clock`]); `unix_us - timestamp_us` maps a header to wall-clock time |
 //! | `GET /control` | (only with [`ServerConfig::remote_control`]) `{"stream","backend","bitrate","fps","transport","backends":[..],"transports":["auto","video","image"], ...app state}` |
 //! | `POST /control` | JSON `{"stream"?, "backend"?, "bitrate"?, "transport"?, ...}`: backend/bitrate/transport are applied (encoders rebuilt, `config` re-sent, keyframe forced); the whole object is queued for the application ([`Display::poll_control`], e.g. `scene`); answers like `GET`. 400 on bad values, 401 without the stream's token, 403 for a foreign origin, 404 when disabled |
+//!
+//! # Wire notes
+//!
+//! * A frame header's `timestamp_us` is the frame's **publish** time (the [`Display::publish`]
+//!   call) on the stream clock: µs since the stream started, monotonic, shared by every viewer
+//!   (pdum.rfb: "shared monotonic µs"). Encode and send times are not in it; with the clock
+//!   pair above a viewer measures publish → displayed latency.
+//! * `config` carries one field pdum.rfb 0.3 does not define, `backend` (`openh264`, ... for
+//!   video; `jpeg` or `png` for images); pdum's viewer ignores unknown fields. Without it the
+//!   message is byte-identical to pdum's (golden fixtures).
+//! * Closing: after a close frame (4401, 4404, 1003, 1008, 1009, 1001) the server keeps
+//!   reading until the viewer's close frame or 1 s, so a TCP reset never hides the code.
 //!
 //! # Example
 //!

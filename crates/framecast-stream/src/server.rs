@@ -29,22 +29,28 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 /// The name of the stream served at `/`.
 pub const DEFAULT_STREAM: &str = "default";
 /// Paths that cannot be stream names.
-const RESERVED: [&str; 6] = [
+const RESERVED: [&str; 7] = [
     "viewer",
     "health",
     "streams",
     "metrics",
     "control",
+    "time",
     "favicon.ico",
 ];
 const OUTBOUND_QUEUE: usize = 16;
 const TICK: Duration = Duration::from_millis(20);
+/// After its close frame the server keeps reading (and discarding) until the viewer's close
+/// frame, the end of the stream, or this long: dropping a socket with unread input makes the
+/// kernel send a reset, and a browser that sees the reset before the close frame reports 1006
+/// instead of the code (4401, 4404, 1003, 1008, 1009), then reconnects.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -131,6 +137,23 @@ impl StreamShared {
         drop(q);
         self.events_notify.notify_waiters();
         self.events_notify.notify_one();
+    }
+
+    /// The stream clock (the one of frame headers' `timestamp_us`: µs since the stream
+    /// started, monotonic) and the wall clock (µs since the Unix epoch), read back to back.
+    /// `unix_us - timestamp_us` maps a header timestamp to wall-clock time.
+    pub(crate) fn clock_pair(&self) -> (u64, u64) {
+        let mono = self.start.elapsed();
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        (mono.as_micros() as u64, unix.as_micros() as u64)
+    }
+
+    /// `{"timestamp_us", "unix_us"}` (see [`StreamShared::clock_pair`]).
+    pub(crate) fn clock_json(&self) -> Value {
+        let (timestamp_us, unix_us) = self.clock_pair();
+        json!({"timestamp_us": timestamp_us, "unix_us": unix_us})
     }
 
     fn info(&self) -> Value {
@@ -532,6 +555,8 @@ fn router(hub: Arc<Hub>) -> Router {
         .route("/streams", get(streams))
         .route("/metrics", get(default_metrics))
         .route("/streams/{name}/metrics", get(stream_metrics))
+        .route("/time", get(default_time))
+        .route("/streams/{name}/time", get(stream_time))
         .route("/control", get(control_get).post(control_post))
         .route("/viewer/{*path}", get(asset))
         .route("/{name}", get(named))
@@ -577,6 +602,7 @@ async fn metrics_of(hub: &Hub, name: &str) -> Response {
                     "events_dropped".into(),
                     json!(s.events_dropped.load(Ordering::Relaxed)),
                 );
+                o.insert("clock".into(), s.clock_json());
             }
             Json(v).into_response()
         }
@@ -590,6 +616,25 @@ async fn default_metrics(State(hub): HubState) -> Response {
 
 async fn stream_metrics(State(hub): HubState, Path(name): Path<String>) -> Response {
     metrics_of(&hub, &name).await
+}
+
+fn time_of(hub: &Hub, name: &str) -> Response {
+    match hub.stream(name) {
+        Some(s) => ([(header::CACHE_CONTROL, "no-store")], Json(s.clock_json())).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": close::unknown_stream_reason(name)})),
+        )
+            .into_response(),
+    }
+}
+
+async fn default_time(State(hub): HubState) -> Response {
+    time_of(&hub, DEFAULT_STREAM)
+}
+
+async fn stream_time(State(hub): HubState, Path(name): Path<String>) -> Response {
+    time_of(&hub, &name)
 }
 
 async fn asset(Path(path): Path<String>) -> Response {
@@ -701,13 +746,36 @@ fn page_or_socket(
         .on_upgrade(move |socket| connection(hub, name, token, socket))
 }
 
+/// Send a close frame, then finish the closing handshake (see [`CLOSE_LINGER`]).
 async fn close_socket(socket: &mut WebSocket, code: u16, reason: &str) {
-    let _ = socket
+    let sent = socket
         .send(Message::Close(Some(CloseFrame {
             code,
             reason: reason.into(),
         })))
         .await;
+    if sent.is_ok() {
+        drain_until_close(socket, tokio::time::Instant::now() + CLOSE_LINGER).await;
+    }
+}
+
+/// Read and discard until the peer's close frame, the end of the stream, or `deadline`. A
+/// read error (an oversized or broken frame) repeats without consuming input, so after one
+/// the socket is just held open until `deadline`, time for the peer to read our close frame.
+async fn drain_until_close<S>(source: &mut S, deadline: tokio::time::Instant)
+where
+    S: futures_util::Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    loop {
+        match tokio::time::timeout_at(deadline, source.next()).await {
+            Err(_) | Ok(None) | Ok(Some(Ok(Message::Close(_)))) => return,
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(_))) => {
+                tokio::time::sleep_until(deadline).await;
+                return;
+            }
+        }
+    }
 }
 
 async fn connection(hub: Arc<Hub>, name: String, url_token: Option<String>, mut socket: WebSocket) {
@@ -725,18 +793,34 @@ async fn connection(hub: Arc<Hub>, name: String, url_token: Option<String>, mut 
     let first = tokio::time::timeout(hub.config.hello_timeout, async {
         loop {
             match socket.recv().await {
-                Some(Ok(Message::Text(t))) => return Some(t.to_string()),
+                Some(Ok(Message::Text(t))) => return Ok(Some(t.to_string())),
                 Some(Ok(Message::Binary(_)))
                 | Some(Ok(Message::Ping(_)))
                 | Some(Ok(Message::Pong(_))) => continue,
-                _ => return None,
+                Some(Err(e)) => return Err(e.to_string()),
+                Some(Ok(Message::Close(_))) | None => return Ok(None),
             }
         }
     })
     .await;
     let text = match first {
-        Ok(Some(t)) => t,
-        Ok(None) => return,
+        Ok(Ok(Some(t))) => t,
+        Ok(Ok(None)) => return,
+        Ok(Err(error)) => {
+            let (code, reason) = read_error_close(&error);
+            tracing::warn!(stream = %name, %error, code, "closing connection: read error before hello");
+            let sent = socket
+                .send(Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                })))
+                .await;
+            if sent.is_ok() {
+                // The input cannot be parsed any more: hold the socket for the close frame.
+                tokio::time::sleep(CLOSE_LINGER).await;
+            }
+            return;
+        }
         Err(_) => {
             close_socket(&mut socket, close::MALFORMED, "no hello").await;
             return;
@@ -800,9 +884,19 @@ async fn connection(hub: Arc<Hub>, name: String, url_token: Option<String>, mut 
     }
     tracing::info!(stream = %name, viewer = id, "viewer connected");
     let (sink, mut source) = socket.split();
-    let writer = tokio::spawn(write_loop(sink, rx));
+    let (closing_tx, mut closing_rx) = oneshot::channel();
+    let writer = tokio::spawn(write_loop(sink, rx, closing_tx));
+    // Set when our close frame is out (or the writer is gone): finish the handshake by then.
+    let mut linger_until = None;
     loop {
-        match source.next().await {
+        let next = tokio::select! {
+            next = source.next() => next,
+            _ = &mut closing_rx => {
+                linger_until = Some(Linger::Drain(tokio::time::Instant::now() + CLOSE_LINGER));
+                break;
+            }
+        };
+        match next {
             Some(Ok(Message::Text(t))) => {
                 if stream
                     .cmd
@@ -819,14 +913,10 @@ async fn connection(hub: Arc<Hub>, name: String, url_token: Option<String>, mut 
             Some(Ok(_)) => {} // binary, ping, pong: ignored
             Some(Err(e)) => {
                 let text = e.to_string();
-                let too_big = text.contains("too long") || text.contains("size");
                 tracing::warn!(stream = %name, viewer = id, error = %text, "closing viewer: read error");
-                let (code, reason) = if too_big {
-                    (close::TOO_BIG, "message too big")
-                } else {
-                    (close::MALFORMED, "protocol error")
-                };
+                let (code, reason) = read_error_close(&text);
                 let _ = tx.try_send(Outbound::Close(code, reason.into()));
+                linger_until = Some(Linger::Hold(tokio::time::Instant::now() + CLOSE_LINGER));
                 break;
             }
         }
@@ -835,12 +925,38 @@ async fn connection(hub: Arc<Hub>, name: String, url_token: Option<String>, mut 
     let _ = stream.cmd.send(Cmd::Leave { id });
     stream.clients.fetch_sub(1, Ordering::SeqCst);
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    match linger_until {
+        Some(Linger::Drain(deadline)) => drain_until_close(&mut source, deadline).await,
+        // After a read error the input cannot be parsed any more (the stream has ended):
+        // just hold the socket open for the peer to read our close frame.
+        Some(Linger::Hold(deadline)) => tokio::time::sleep_until(deadline).await,
+        None => {}
+    }
     tracing::info!(stream = %name, viewer = id, "viewer disconnected");
 }
 
+/// The close code for a WebSocket read error: 1009 for an oversized message, else 1008.
+fn read_error_close(error: &str) -> (u16, &'static str) {
+    if error.contains("too long") || error.contains("size") {
+        (close::TOO_BIG, "message too big")
+    } else {
+        (close::MALFORMED, "protocol error")
+    }
+}
+
+/// How a connection ends after the server's close frame (see [`CLOSE_LINGER`]).
+enum Linger {
+    /// Read and discard until the peer's close frame or the deadline.
+    Drain(tokio::time::Instant),
+    /// The input is unusable (read error): keep the socket open until the deadline.
+    Hold(tokio::time::Instant),
+}
+
+/// Writes a connection's outbound queue; `closing` fires once its close frame is out.
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Outbound>,
+    closing: oneshot::Sender<()>,
 ) {
     while let Some(m) = rx.recv().await {
         let r = match m {
@@ -853,6 +969,7 @@ async fn write_loop(
                         reason: reason.into(),
                     })))
                     .await;
+                let _ = closing.send(());
                 break;
             }
         };
