@@ -109,6 +109,7 @@ describe("framecast viewer against framecast serve", { skip }, () => {
     const cfg = await page.evaluate(() => window.__framecast.config);
     assert.equal(cfg.transport, "webcodecs");
     assert.match(cfg.codec || "", /^avc1\.[0-9A-Fa-f]{6}$/);
+    assert.equal(cfg.backend, "openh264"); // framecast's extension of pdum's config
     const f = await page.evaluate(() => window.__framecast.lastFrame);
     assert.equal(f.type, "video_chunk");
     const matrix = assertPatchesVideo(await patchColours(page), 10);
@@ -122,6 +123,7 @@ describe("framecast viewer against framecast serve", { skip }, () => {
     await waitFrames(page, 5);
     const cfg = await page.evaluate(() => window.__framecast.config);
     assert.equal(cfg.transport, "image");
+    assert.equal(cfg.backend, "jpeg");
     const f = await page.evaluate(() => window.__framecast.lastFrame);
     assert.equal(f.type, "image_frame");
     assertPatchesImage(await patchColours(page), 8);
@@ -158,13 +160,43 @@ describe("framecast viewer against framecast serve", { skip }, () => {
       return el && /rtt\s+\d/.test(el.textContent) ? el.textContent : null;
     }, null, "an overlay with an RTT");
     assert.match(text, /transport webcodecs/);
+    assert.match(text, /backend\s+openh264/);
     assert.match(text, /fps\s+\d+/);
     await page.locator("#view").press("s");
     assert.equal(await page.evaluate(() => window.__framecast.statsVisible()), false);
     await page.close();
   });
 
-  it("shows 'unknown stream' on close code 4404 and does not reconnect", async (t) => {
+  it("maps header timestamps to wall-clock time with the server's clock pair (publish before display)", async () => {
+    const page = await newPage(browser);
+    await page.goto(`${base}/`);
+    await waitFrames(page, 3);
+    const pairs = [];
+    for (const p of ["/time", "/streams/default/time", "/streams/default/metrics"]) {
+      const j = await (await fetch(base + p)).json();
+      const c = j.clock || j;
+      assert.ok(Number.isInteger(c.timestamp_us) && Number.isInteger(c.unix_us), `${p}: ${JSON.stringify(j)}`);
+      pairs.push(c);
+    }
+    for (let i = 1; i < pairs.length; i++) {
+      assert.ok(pairs[i].timestamp_us >= pairs[i - 1].timestamp_us, JSON.stringify(pairs));
+      const drift = (pairs[i].unix_us - pairs[i].timestamp_us) - (pairs[0].unix_us - pairs[0].timestamp_us);
+      assert.ok(Math.abs(drift) < 5000, `clock offset drifted ${drift} us: ${JSON.stringify(pairs)}`);
+    }
+    const offsetUs = pairs[0].unix_us - pairs[0].timestamp_us;
+    await page.evaluate(() => { window.__framecast.frameLog = []; window.__framecast.frameLogLimit = 30; });
+    await waitInPage(page, () => window.__framecast.frameLog.length >= 30 || null, null, "30 logged frames");
+    const log = await page.evaluate(() => window.__framecast.frameLog);
+    for (const [seq, ts, displayed, received] of log) {
+      const published = (ts + offsetUs) / 1000;
+      // Same machine, same wall clock: published <= received <= displayed (1 ms of rounding).
+      assert.ok(published <= received + 1 && received <= displayed, `seq ${seq}: ${published} ${received} ${displayed}`);
+      assert.ok(displayed - published < 2000, `seq ${seq}: ${displayed - published} ms`);
+    }
+    await page.close();
+  });
+
+  it("shows 'unknown stream' on close code 4404 and does not reconnect", async () => {
     const page = await newPage(browser);
     await page.goto(`${base}/no-such-stream`);
     const st = await waitInPage(page, () => window.__framecast.state === "closed" ? window.__framecast.stateLog.at(-1) : null, null, "closed");
@@ -172,11 +204,12 @@ describe("framecast viewer against framecast serve", { skip }, () => {
     assert.match(await page.locator("#status").textContent(), /4404.*unknown stream/);
     await sleep(1500); // longer than the first reconnect delay would be
     const log = await page.evaluate(() => window.__framecast.stateLog);
-    // Nothing after the 4404. (Before it, a 1006 would be the server's doing: closing the TCP
-    // connection with the viewer's hello unread can reset it before the close frame is read.)
+    // Nothing after the 4404, and no other close before it: the server finishes the closing
+    // handshake (reads until the viewer's close frame) instead of dropping the TCP connection
+    // with the viewer's hello unread, whose reset could hide the code (1006, then a reconnect).
     const i = log.findIndex((s) => s.code === 4404);
     assert.deepEqual(log.slice(i + 1), [], JSON.stringify(log));
-    if (log.some((s) => s.state === "reconnecting")) t.diagnostic(`reconnected before the 4404: ${JSON.stringify(log)}`);
+    assert.ok(!log.some((s) => s.state === "reconnecting"), `reconnected before the 4404: ${JSON.stringify(log)}`);
     await page.close();
   });
 });
@@ -197,6 +230,7 @@ describe("framecast viewer: token rejected (4401)", { skip: skip || (!/--token-e
       const log = await page.evaluate(() => window.__framecast.stateLog);
       const i = log.findIndex((s) => s.code === 4401);
       assert.deepEqual(log.slice(i + 1), [], JSON.stringify(log));
+      assert.ok(!log.some((s) => s.state === "reconnecting"), `reconnected before the 4401: ${JSON.stringify(log)}`);
       const ok = await newPage(browser);
       await ok.goto(`http://127.0.0.1:${port}/?token=s3cret`);
       await waitFrames(ok, 3);
