@@ -23,6 +23,11 @@ command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || need+=(mesa-vulkan-drivers)
 ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1' || need+=(libvulkan1)
+# node + npm: the browser test harness (playwright-core driving the system Chromium).
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+# python3 venv: the pdum.rfb 0.3 peer server for the wire-compatibility tests.
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   step "installing system packages: ${need[*]}"
   sudo=""
@@ -57,6 +62,14 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 step "cargo test (workspace, all features)"
 cargo test --workspace --all-features --locked
+
+# The browser tests drive the framecast binary built above (same features, so no rebuild).
+step "browser tests (headless Chromium: viewer, WebCodecs and image transports, pdum.rfb 0.3 both ways)"
+cargo build -q -p framecast-cli --all-features --locked
+FRAMECAST_BIN="$PWD/target/debug/framecast" scripts/browser-test.sh
+
+step "macOS compile check (aarch64-apple-darwin, videotoolbox + gpu)"
+scripts/check-macos.sh
 
 if [ "${FUZZ_SECONDS:-10}" != "0" ]; then
   step "fuzz smoke (${FUZZ_SECONDS:-10}s per target)"

@@ -259,7 +259,7 @@ fn main() {
             );
         };
         row("local", &loc, loc.fps);
-        for c in [Compression::None, Compression::Lz4, Compression::Zstd] {
+        for &c in Compression::ALL {
             let m = median(
                 (0..repeats)
                     .map(|_| rt.block_on(remote(addr, f.clone(), n, c, window)))

@@ -17,16 +17,27 @@ pub enum Compression {
     None,
     /// 1: LZ4 block per plane.
     Lz4,
-    /// 2: Zstd frame per plane (level 1 unless set otherwise).
+    /// 2: Zstd frame per plane (level 1 unless set otherwise). Needs the `zstd` feature (on by
+    /// default; the C library it wraps cannot be cross-compiled, so cross-checks turn it off).
+    #[cfg(feature = "zstd")]
     Zstd,
 }
 
 impl Compression {
+    /// Every mode this build supports.
+    pub const ALL: &'static [Compression] = &[
+        Compression::None,
+        Compression::Lz4,
+        #[cfg(feature = "zstd")]
+        Compression::Zstd,
+    ];
+
     /// The option value sent in CONFIGURE.
     pub fn wire_value(self) -> u8 {
         match self {
             Compression::None => 0,
             Compression::Lz4 => 1,
+            #[cfg(feature = "zstd")]
             Compression::Zstd => 2,
         }
     }
@@ -37,7 +48,12 @@ impl Compression {
         match v.trim() {
             "0" => Ok(Compression::None),
             "1" => Ok(Compression::Lz4),
+            #[cfg(feature = "zstd")]
             "2" => Ok(Compression::Zstd),
+            #[cfg(not(feature = "zstd"))]
+            "2" => Err(CompressionError::UnknownMode(
+                "2 (zstd: this build has no zstd support)".into(),
+            )),
             other => Err(CompressionError::UnknownMode(other.to_string())),
         }
     }
@@ -47,6 +63,7 @@ impl Compression {
         match self {
             Compression::None => "none",
             Compression::Lz4 => "lz4",
+            #[cfg(feature = "zstd")]
             Compression::Zstd => "zstd",
         }
     }
@@ -58,7 +75,12 @@ impl std::str::FromStr for Compression {
         match s.to_ascii_lowercase().as_str() {
             "none" | "0" => Ok(Compression::None),
             "lz4" | "1" => Ok(Compression::Lz4),
+            #[cfg(feature = "zstd")]
             "zstd" | "2" => Ok(Compression::Zstd),
+            #[cfg(not(feature = "zstd"))]
+            "zstd" | "2" => {
+                Err("this build has no zstd support (rebuild with the zstd feature)".into())
+            }
             other => Err(format!("compression {other:?}: use none, lz4 or zstd")),
         }
     }
@@ -73,6 +95,7 @@ pub fn compress_plane(mode: Compression, data: &[u8]) -> Bytes {
         Compression::None => Bytes::copy_from_slice(data),
         Compression::Lz4 => Bytes::from(lz4_flex::block::compress(data)),
         // Compressing from memory into memory cannot fail except on allocation.
+        #[cfg(feature = "zstd")]
         Compression::Zstd => {
             Bytes::from(zstd::bulk::compress(data, ZSTD_LEVEL).unwrap_or_else(|_| Vec::new()))
         }
@@ -116,6 +139,7 @@ pub fn decompress_plane_into(
             }
             Ok(())
         }
+        #[cfg(feature = "zstd")]
         Compression::Zstd => {
             let n = zstd::bulk::decompress_to_buffer(data, out).map_err(|e| {
                 CompressionError::Corrupt {
@@ -165,7 +189,7 @@ mod tests {
     #[test]
     fn round_trips_and_size_mismatch() {
         let data: Vec<u8> = (0..10_000u32).map(|i| (i / 7) as u8).collect();
-        for mode in [Compression::None, Compression::Lz4, Compression::Zstd] {
+        for &mode in Compression::ALL {
             let c = compress_plane(mode, &data);
             let back = decompress_plane(mode, 0, &c, data.len()).unwrap();
             assert_eq!(&back[..], &data[..], "{mode:?}");
@@ -178,6 +202,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "zstd")]
     #[test]
     fn lz4_is_a_raw_block_and_zstd_a_frame() {
         // A raw LZ4 block, no frame header or size prefix: token 0x40 (4 literals, no match), then them.

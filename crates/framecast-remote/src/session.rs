@@ -630,7 +630,7 @@ pub fn validate_and_decompress(
                     p.height
                 ))
             }
-            Compression::Lz4 | Compression::Zstd if p.data.is_empty() => {
+            c if c != Compression::None && p.data.is_empty() => {
                 return Err(format!("plane {i}: empty compressed plane"))
             }
             _ => {}

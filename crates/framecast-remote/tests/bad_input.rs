@@ -1,3 +1,5 @@
+// The healthy session alongside the battery uses Zstd planes.
+#![cfg(feature = "zstd")]
 //! Bad input against a running server: each case gets the right ERROR (or HELLO_ACK status, or
 //! close), and a healthy session running alongside keeps encoding throughout.
 
