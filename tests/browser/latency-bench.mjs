@@ -16,6 +16,7 @@
 
 import { launchBrowser, newPage, freePort, startServer, waitFrames, sleep, ROOT } from "./lib.js";
 import path from "node:path";
+import os from "node:os";
 
 const BIN = process.env.FRAMECAST_BIN || path.join(ROOT, "target/release/framecast");
 const SECONDS = Number(process.env.BENCH_SECONDS || 10);
@@ -99,6 +100,7 @@ async function runOne(browser, c) {
       T.rttLog = [];
       T.rttTimer = setInterval(() => { const r = T.stats().rtt_ms; if (typeof r === "number") T.rttLog.push(r); }, 250);
     });
+    const load0 = os.loadavg()[0];
     const t0 = Date.now();
     await sleep(SECONDS * 1000);
     const log = await page.evaluate(() => { window.__framecast.frameLogLimit = 0; return window.__framecast.frameLog; });
@@ -127,6 +129,7 @@ async function runOne(browser, c) {
       dropped: st.dropped,
       serverDropped: st.server_dropped,
       frames: log.length,
+      load: [load0, os.loadavg()[0]],
     };
   } finally {
     await page.close();
@@ -149,12 +152,15 @@ try {
 }
 
 console.log(`Chromium ${version}, headless, --disable-gpu (software decode and 2D canvas); ${SECONDS} s window after ${WARMUP} s warm-up per row.\n`);
-console.log("| size | fps | transport | displayed fps | publish→displayed p50 ms | p95 ms | receive→displayed p50 / p95 ms | decode p50 ms | server encode p50 ms | server RTT (send→displayed ack) p50 ms | frames |");
-console.log("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+console.log("| size | fps | transport | displayed fps | publish→displayed p50 ms | p95 ms | receive→displayed p50 / p95 ms | decode p50 ms | server encode p50 ms | p50 − encode p50 ms (target ≤ 10) | server RTT (send→displayed ack) p50 ms | frames | load avg (1 min) start→end |");
+console.log("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
 for (const r of rows) {
   const t = r.transport === "video" ? `OpenH264 → WebCodecs (${r.codec ?? "?"})` : "JPEG image";
-  console.log(`| ${r.w}x${r.h} | ${r.fps} | ${t} | ${f1(r.fpsShown)} | ${f1(r.latency?.p50)} | ${f1(r.latency?.p95)} | ${f1(r.recvToDisplay.p50)} / ${f1(r.recvToDisplay.p95)} | ${f1(r.decode.p50)} | ${f1(r.encodeP50)} | ${f1(r.rtt.p50)} | ${r.frames} |`);
+  const over = r.latency && r.encodeP50 !== null ? r.latency.p50 - r.encodeP50 : NaN;
+  const verdict = Number.isFinite(over) ? ` ${over <= 10 ? "✓" : "✗"}` : "";
+  console.log(`| ${r.w}x${r.h} | ${r.fps} | ${t} | ${f1(r.fpsShown)} | ${f1(r.latency?.p50)} | ${f1(r.latency?.p95)} | ${f1(r.recvToDisplay.p50)} / ${f1(r.recvToDisplay.p95)} | ${f1(r.decode.p50)} | ${f1(r.encodeP50)} | ${f1(over)}${verdict} | ${f1(r.rtt.p50)} | ${r.frames} | ${r.load.map((v) => v.toFixed(2)).join(" → ")} |`);
 }
+console.log("\nTarget (issue 3): p50 publish→displayed ≤ server encode p50 + 10 ms on loopback.");
 if (rows.some((r) => !r.latency)) {
   console.log("\nNo publish→displayed column where the server exposed no clock pair (GET /streams/<name>/time -> {timestamp_us, unix_us}).");
 }

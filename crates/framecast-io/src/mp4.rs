@@ -425,6 +425,7 @@ impl Mp4Writer {
         b.extend_from_slice(&[0; 6]); // reserved
         b.extend_from_slice(&1u16.to_be_bytes()); // data_reference_index
         b.extend_from_slice(&[0; 16]); // pre_defined, reserved
+
         // The sample entry carries the size the SPS crops to. For 4:2:0 the crop step is 2, so
         // an odd display size is coded one larger; tkhd keeps the exact display size.
         b.extend_from_slice(&(c.width.div_ceil(2) * 2).min(65535).to_be_bytes()[2..]);
