@@ -26,12 +26,26 @@ else
 fi
 export FRAMECAST_BIN
 
+# The benchmark itself keeps ~2 cores busy (server, Chromium, node); other work skews it.
+# BENCH_WAIT_LOAD=SECONDS waits up to that long for the 1-min load average to drop below
+# BENCH_MAX_LOAD (2.5) before starting.
+MAX_LOAD=${BENCH_MAX_LOAD:-2.5}
+load1() { cut -d' ' -f1 /proc/loadavg; }
+waited=0
+while awk -v l="$(load1)" -v m="$MAX_LOAD" 'BEGIN{exit !(l > m)}' && [ "$waited" -lt "${BENCH_WAIT_LOAD:-0}" ]; do
+  sleep 10; waited=$((waited + 10))
+done
+if awk -v l="$(load1)" -v m="$MAX_LOAD" 'BEGIN{exit !(l > m)}'; then
+  echo "warning: load average $(load1) > $MAX_LOAD before the benchmark; results will be pessimistic" >&2
+fi
+
 echo "## Publish → displayed latency (browser)"
 echo
 echo "- date: $(date -u +%Y-%m-%d)"
 echo "- machine: $(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) cores, $(free -g 2>/dev/null | awk '/^Mem:/{print $2 " GiB"}') RAM, $(uname -sr)"
 echo "- framecast: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ' (+ local changes)'), $BUILD"
 echo "- node $(node --version), playwright-core $(node -p "require('./tests/browser/node_modules/playwright-core/package.json').version")"
-echo "- command: scripts/latency-bench.sh (BENCH_SECONDS=${BENCH_SECONDS:-10} BENCH_WARMUP=${BENCH_WARMUP:-2})"
+echo "- command: scripts/latency-bench.sh (BENCH_SECONDS=${BENCH_SECONDS:-10} BENCH_WARMUP=${BENCH_WARMUP:-2}${BENCH_CONFIGS:+ BENCH_CONFIGS=$BENCH_CONFIGS})"
+echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 node tests/browser/latency-bench.mjs
