@@ -135,9 +135,113 @@ mod tests {
     }
 
     #[test]
+    fn fps_ratios() {
+        assert_eq!(fps_ratio(30.0), (30, 1));
+        assert_eq!(fps_ratio(29.97), (30000, 1001));
+        assert_eq!(fps_ratio(59.94), (60000, 1001));
+        assert_eq!(fps_ratio(12.5), (12500, 1000));
+        assert_eq!(parse_format("NV12"), Ok(framecast_core::PixelFormat::Nv12));
+        assert!(parse_format("yuyv").unwrap_err().contains("use rgba"));
+    }
+
+    #[test]
     fn fps() {
         assert_eq!(parse_fps("30"), Ok(30.0));
         assert!((parse_fps("30000/1001").unwrap() - 29.97).abs() < 0.01);
         assert!(parse_fps("0").is_err());
+    }
+}
+
+/// `rgba`, `bgra`, `rgb24`, `nv12`, `i420` → the pixel format of a raw input (a clap value parser).
+pub fn parse_format(s: &str) -> Result<framecast_core::PixelFormat, String> {
+    use framecast_core::PixelFormat::*;
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "rgba" => Rgba8,
+        "bgra" => Bgra8,
+        "rgb" | "rgb24" => Rgb8,
+        "nv12" => Nv12,
+        "i420" | "yuv420p" | "yuv" => I420,
+        other => {
+            return Err(format!(
+                "unknown raw format {other:?}: use rgba, bgra, rgb24, nv12 or i420"
+            ))
+        }
+    })
+}
+
+/// A frame rate as (numerator, denominator): exact for whole rates and the NTSC family
+/// (29.97 → 30000/1001), otherwise to 1/1000 fps.
+pub fn fps_ratio(fps: f64) -> (u32, u32) {
+    let ntsc = fps * 1.001;
+    if (fps - fps.round()).abs() < 1e-9 {
+        (fps.round() as u32, 1)
+    } else if (ntsc - ntsc.round()).abs() < 1e-3 {
+        (ntsc.round() as u32 * 1000, 1001)
+    } else {
+        ((fps * 1000.0).round() as u32, 1000)
+    }
+}
+
+/// Where the frames of `encode` and `remote encode` come from: a file or a built-in pattern.
+#[derive(clap::Args, Debug)]
+pub struct SourceArgs {
+    /// Input file: .y4m, raw .rgba/.bgra/.rgb/.nv12/.yuv (needs --size), or - for stdin.
+    #[arg(required_unless_present = "pattern", conflicts_with = "pattern")]
+    pub input: Option<std::path::PathBuf>,
+    /// Use a built-in animated pattern instead of a file: testcard, bands, gradient, plasma.
+    #[arg(long, value_name = "NAME")]
+    pub pattern: Option<String>,
+    /// Frame size WxH (e.g. 1280x720, or 720p/1080p/4k): required for raw input, default 1280x720 for patterns.
+    #[arg(long, value_parser = parse_size, value_name = "WxH")]
+    pub size: Option<(u32, u32)>,
+    /// Stop after N frames (patterns default to 10 s worth).
+    #[arg(long, value_name = "N")]
+    pub frames: Option<u64>,
+    /// Frame rate (e.g. 30, 60, 30000/1001); default: the input's, else 30.
+    #[arg(long, value_parser = parse_fps)]
+    pub fps: Option<f64>,
+    /// Pixel format of raw input when the extension does not say: rgba, bgra, rgb24, nv12, i420.
+    #[arg(long, value_name = "FMT", value_parser = parse_format)]
+    pub format: Option<framecast_core::PixelFormat>,
+}
+
+impl SourceArgs {
+    /// Open the source. Patterns run for `--frames`, or 10 s.
+    pub fn open(&self) -> Result<Box<dyn framecast_io::FrameSource>, crate::Failure> {
+        use crate::{exit, WithCode};
+        if let Some(name) = &self.pattern {
+            let kind: framecast_io::PatternKind = name.parse().code(exit::USAGE)?;
+            let (w, h) = self.size.unwrap_or((1280, 720));
+            let fps = self.fps.unwrap_or(30.0);
+            let source = framecast_io::PatternSource::new(
+                kind,
+                w,
+                h,
+                fps_ratio(fps),
+                Some(self.frame_limit().unwrap_or(0)),
+            )
+            .code(exit::USAGE)?;
+            return Ok(Box::new(source));
+        }
+        let path = self
+            .input
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("give an input file or --pattern NAME"))
+            .code(exit::USAGE)?;
+        let hint = framecast_io::InputHint {
+            format: self.format,
+            size: self.size,
+            fps: self.fps.map(fps_ratio),
+        };
+        framecast_io::open_input(path, hint).code(exit::INPUT)
+    }
+
+    /// Frames to encode at most: `--frames`, or 10 s of a pattern; files run to their end.
+    pub fn frame_limit(&self) -> Option<u64> {
+        self.frames.or_else(|| {
+            self.pattern
+                .as_ref()
+                .map(|_| (self.fps.unwrap_or(30.0) * 10.0).round() as u64)
+        })
     }
 }

@@ -1,6 +1,6 @@
 //! `framecast encode` and (for now) `framecast demo`.
 
-use crate::args::{color_space, parse_bitrate, parse_fps, parse_size, ColorArg, RangeArg};
+use crate::args::{color_space, parse_bitrate, ColorArg, RangeArg, SourceArgs};
 use crate::output::{display_path, Container, PacketWriter};
 use crate::psnr::{PsnrCheck, PsnrReport};
 use crate::{exit, Failure, WithCode};
@@ -11,7 +11,7 @@ use framecast_encode::{
     BackpressurePolicy, EncodeError, EncodeMode, Encoder, EncoderConfig, EncoderEvent, FrameMeta,
     ProfileHint, SendOutcome,
 };
-use framecast_io::{open_input, FrameSource, InputHint, PatternKind, PatternSource};
+use framecast_io::{FrameSource, PatternKind, PatternSource};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -29,24 +29,11 @@ pub enum ProfileArg {
 
 #[derive(Args, Debug)]
 pub struct EncodeArgs {
-    /// Input file: .y4m, raw .rgba/.bgra/.rgb/.nv12/.yuv (needs --size), or - for stdin.
-    #[arg(required_unless_present = "pattern", conflicts_with = "pattern")]
-    input: Option<PathBuf>,
-    /// Encode a built-in animated pattern instead of a file: testcard, bands, gradient, plasma.
-    #[arg(long, value_name = "NAME")]
-    pattern: Option<String>,
+    #[command(flatten)]
+    source: SourceArgs,
     /// Output file; the extension picks the container: .h264 (Annex B) or .mp4.
     #[arg(short, long, value_name = "OUT")]
     output: PathBuf,
-    /// Frame size WxH (e.g. 1280x720, or 720p/1080p/4k): required for raw input, default 1280x720 for patterns.
-    #[arg(long, value_parser = parse_size, value_name = "WxH")]
-    size: Option<(u32, u32)>,
-    /// Stop after N frames (patterns default to 10 s worth).
-    #[arg(long, value_name = "N")]
-    frames: Option<u64>,
-    /// Frame rate (e.g. 30, 60, 30000/1001); default: the input's, else 30.
-    #[arg(long, value_parser = parse_fps)]
-    fps: Option<f64>,
     /// Target bitrate (e.g. 8M, 2.5M, 800k); default scales with size: 8M at 1080p30.
     #[arg(long, value_parser = parse_bitrate)]
     bitrate: Option<u32>,
@@ -65,9 +52,6 @@ pub struct EncodeArgs {
     /// H.264 profile.
     #[arg(long, value_enum, default_value = "baseline")]
     profile: ProfileArg,
-    /// Pixel format of raw input when the extension does not say (rgba, bgra, rgb24, nv12, i420).
-    #[arg(long, value_name = "FMT")]
-    format: Option<String>,
     /// Encode on a worker thread with up to N frames in flight (reading, conversion and encoding overlap).
     #[arg(long, value_name = "N")]
     pipelined: Option<usize>,
@@ -93,22 +77,6 @@ pub struct DemoArgs {
     /// Seconds of video.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-}
-
-fn parse_format(s: &str) -> anyhow::Result<framecast_core::PixelFormat> {
-    use framecast_core::PixelFormat::*;
-    Ok(match s.to_ascii_lowercase().as_str() {
-        "rgba" => Rgba8,
-        "bgra" => Bgra8,
-        "rgb" | "rgb24" => Rgb8,
-        "nv12" => Nv12,
-        "i420" | "yuv420p" | "yuv" => I420,
-        other => {
-            return Err(anyhow!(
-                "unknown raw format {other:?}: use rgba, bgra, rgb24, nv12 or i420"
-            ))
-        }
-    })
 }
 
 fn encoder_code(e: &EncodeError) -> u8 {
@@ -365,40 +333,9 @@ fn print_summary(s: &Summary, config: &EncoderConfig, output: &Path) {
 
 pub fn run(a: EncodeArgs) -> Result<(), Failure> {
     let color = color_space(a.color, a.range);
-    let (source, default_frames): (Box<dyn FrameSource>, Option<u64>) = match (&a.pattern, &a.input)
-    {
-        (Some(name), _) => {
-            let kind: PatternKind = name.parse().code(exit::USAGE)?;
-            let (w, h) = a.size.unwrap_or((1280, 720));
-            let fps = a.fps.unwrap_or(30.0);
-            let frames = a.frames.unwrap_or((fps * 10.0).round() as u64);
-            let fps_ratio = ((fps * 1000.0).round() as u32, 1000);
-            (
-                Box::new(
-                    PatternSource::new(kind, w, h, fps_ratio, Some(frames)).code(exit::USAGE)?,
-                ),
-                Some(frames),
-            )
-        }
-        (None, Some(path)) => {
-            let hint = InputHint {
-                format: a
-                    .format
-                    .as_deref()
-                    .map(parse_format)
-                    .transpose()
-                    .code(exit::USAGE)?,
-                size: a.size,
-                fps: a.fps.map(|f| ((f * 1000.0).round() as u32, 1000)),
-            };
-            let src = open_input(path, hint).code(exit::INPUT)?;
-            (src, None)
-        }
-        (None, None) => {
-            return Err(anyhow!("give an input file or --pattern NAME")).code(exit::USAGE)
-        }
-    };
+    let source = a.source.open()?;
     let fps = a
+        .source
         .fps
         .or_else(|| source.fps().map(|(n, d)| n as f64 / d.max(1) as f64))
         .unwrap_or(30.0);
@@ -426,7 +363,7 @@ pub fn run(a: EncodeArgs) -> Result<(), Failure> {
         source,
         config: config.clone(),
         output: &a.output,
-        max_frames: a.frames.or(default_frames),
+        max_frames: a.source.frame_limit(),
         psnr: a.psnr,
         gpu: a.gpu,
         progress,

@@ -1,7 +1,7 @@
 //! `framecast remote`: the VTR1 remote-encode service (byte-compatible with VideoToolbox
 //! Remote's `vtremoted`) and its client.
 
-use crate::args::{parse_bitrate, parse_fps, parse_size};
+use crate::args::{fps_ratio, parse_bitrate, parse_fps, parse_size, SourceArgs};
 use crate::output::{display_path, Container, PacketWriter};
 use crate::{exit, Failure, WithCode};
 use anyhow::{anyhow, Context};
@@ -9,7 +9,7 @@ use bytes::Bytes;
 use clap::{Args, Subcommand};
 use framecast_core::{convert, ColorSpace, PixelFormat, Yuv420Image, YuvLayout};
 use framecast_encode::{EncodedPacket, OutputFormat, PacketTimings};
-use framecast_io::{open_input, AtomicFile, FrameSource, InputHint, PatternKind, PatternSource};
+use framecast_io::{AtomicFile, FrameSource};
 use framecast_remote::client::{run_stream, Client, ClientOptions, Credit, StreamStats};
 use framecast_remote::compress::{compress_plane, decompress_plane};
 use framecast_remote::server::{Server, ServerConfig};
@@ -100,33 +100,17 @@ struct ConnectArgs {
 
 #[derive(Args, Debug)]
 struct EncodeArgs {
-    /// Input file: .y4m, raw .rgba/.bgra/.rgb/.nv12/.yuv (needs --size), or - for stdin.
-    #[arg(required_unless_present = "pattern", conflicts_with = "pattern")]
-    input: Option<PathBuf>,
-    /// Encode a built-in pattern instead: testcard, bands, gradient, plasma.
-    #[arg(long, value_name = "NAME")]
-    pattern: Option<String>,
+    #[command(flatten)]
+    source: SourceArgs,
     /// Output .h264 or .mp4.
     #[arg(short, long, value_name = "OUT")]
     output: PathBuf,
-    /// Frame size WxH (raw input; patterns default to 1280x720).
-    #[arg(long, value_parser = parse_size, value_name = "WxH")]
-    size: Option<(u32, u32)>,
-    /// Stop after N frames (patterns default to 10 s worth).
-    #[arg(long, value_name = "N")]
-    frames: Option<u64>,
-    /// Frame rate; default: the input's, else 30.
-    #[arg(long, value_parser = parse_fps)]
-    fps: Option<f64>,
     /// Target bitrate (e.g. 8M, 800k).
     #[arg(long, value_parser = parse_bitrate)]
     bitrate: Option<u32>,
     /// Keyframe interval in frames (CONFIGURE option `gop`).
     #[arg(long, value_name = "N")]
     keyint: Option<u32>,
-    /// Pixel format of raw input when the extension does not say.
-    #[arg(long, value_name = "FMT")]
-    format: Option<String>,
     #[command(flatten)]
     connect: ConnectArgs,
 }
@@ -286,14 +270,6 @@ fn progress(len: Option<u64>, quiet: bool) -> ProgressBar {
     bar
 }
 
-fn fps_ratio(fps: f64) -> (u32, u32) {
-    if (fps - fps.round()).abs() < 1e-9 {
-        (fps.round() as u32, 1)
-    } else {
-        ((fps * 1001.0).round() as u32, 1001)
-    }
-}
-
 fn summary(what: &str, frames: u64, bytes: u64, out: &Path, s: &StreamStats) {
     let secs = s.seconds.max(1e-9);
     println!(
@@ -387,43 +363,6 @@ fn stream_fail(e: RemoteError, server: &str, sink_error: Option<anyhow::Error>) 
     }
 }
 
-fn open_source(a: &EncodeArgs) -> Result<Box<dyn FrameSource>, Failure> {
-    if let Some(name) = &a.pattern {
-        let kind: PatternKind = name.parse().code(exit::USAGE)?;
-        let (w, h) = a.size.unwrap_or((1280, 720));
-        let fps = a.fps.unwrap_or(30.0);
-        let frames = a.frames.unwrap_or((fps * 10.0).round() as u64);
-        let src = PatternSource::new(kind, w, h, fps_ratio(fps), Some(frames)).code(exit::USAGE)?;
-        return Ok(Box::new(src));
-    }
-    let path = a.input.as_ref().ok_or_else(|| Failure {
-        error: anyhow!("give an input file or --pattern"),
-        code: exit::USAGE,
-    })?;
-    let format = match a.format.as_deref() {
-        None => None,
-        Some(f) => Some(match f.to_ascii_lowercase().as_str() {
-            "rgba" => PixelFormat::Rgba8,
-            "bgra" => PixelFormat::Bgra8,
-            "rgb" | "rgb24" => PixelFormat::Rgb8,
-            "nv12" => PixelFormat::Nv12,
-            "i420" | "yuv420p" | "yuv" => PixelFormat::I420,
-            other => {
-                return Err(anyhow!(
-                    "unknown raw format {other:?}: use rgba, bgra, rgb24, nv12 or i420"
-                ))
-                .code(exit::USAGE)
-            }
-        }),
-    };
-    let hint = InputHint {
-        format,
-        size: a.size,
-        fps: a.fps.map(fps_ratio),
-    };
-    open_input(path, hint).code(exit::INPUT)
-}
-
 /// One input frame as a FRAME message: BGRA goes as is (when the server takes it), anything
 /// else is converted to NV12 here.
 struct FrameEncoder {
@@ -476,14 +415,15 @@ impl FrameEncoder {
 
 async fn encode(a: EncodeArgs) -> Result<(), Failure> {
     let container = Container::from_path(&a.output).code(exit::USAGE)?;
-    let mut source = open_source(&a)?;
+    let mut source = a.source.open()?;
     let (w, h) = (source.width(), source.height());
     let fps = a
+        .source
         .fps
         .map(fps_ratio)
         .or_else(|| source.fps())
         .unwrap_or((30, 1));
-    let total = match (a.frames, source.frame_count_hint()) {
+    let total = match (a.source.frame_limit(), source.frame_count_hint()) {
         (Some(n), Some(m)) => Some(n.min(m)),
         (n, m) => n.or(m),
     };
@@ -542,7 +482,7 @@ async fn encode(a: EncodeArgs) -> Result<(), Failure> {
         compression: a.connect.compression,
         image: Yuv420Image::new(w, h, YuvLayout::Nv12).code(exit::USAGE)?,
     };
-    let limit = a.frames;
+    let limit = a.source.frame_limit();
     // Reading, conversion and compression on their own thread: they overlap the network.
     let producer = std::thread::spawn(move || -> anyhow::Result<u64> {
         let mut next = first;
