@@ -109,7 +109,7 @@ async function runOne(browser, c) {
     const offsetUs2 = await clockMapping(base);
     const metrics = await serverMetrics(base);
     const st = await page.evaluate(() => window.__framecast.stats());
-    // [seq, timestamp_us, displayed_unix_ms, received_unix_ms, decode_ms, publish_unix_us]
+    // [seq, timestamp_us, displayed_unix_ms, received_unix_ms, decode_ms, publish_unix_us, draw_ms]
     const lat = [];
     for (const [, ts, disp, , , pub] of log) {
       if (typeof pub === "number") lat.push(disp - pub / 1000);
@@ -123,6 +123,7 @@ async function runOne(browser, c) {
       latency: lat.length ? stats(lat) : null,
       recvToDisplay: stats(log.map((e) => e[2] - e[3])),
       decode: stats(log.map((e) => e[4])),
+      draw: stats(log.map((e) => e[6]).filter((v) => typeof v === "number")),
       rtt: stats(rtts),
       encodeP50: findEncodeP50(metrics),
       clockDriftMs: offsetUs !== null && offsetUs2 !== null ? (offsetUs2 - offsetUs) / 1000 : null,
@@ -152,13 +153,13 @@ try {
 }
 
 console.log(`Chromium ${version}, headless, --disable-gpu (software decode and 2D canvas); ${SECONDS} s window after ${WARMUP} s warm-up per row.\n`);
-console.log("| size | fps | transport | displayed fps | publish→displayed p50 ms | p95 ms | receive→displayed p50 / p95 ms | decode p50 ms | server encode p50 ms | p50 − encode p50 ms (target ≤ 10), p50 / encode p50 | server RTT (send→displayed ack) p50 ms | frames | load avg (1 min) start→end |");
-console.log("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+console.log("| size | fps | transport | displayed fps | publish→displayed p50 ms | p95 ms | receive→displayed p50 / p95 ms | decode p50 ms | drawImage p50 ms | server encode p50 ms | p50 − encode p50 ms (target ≤ 10), p50 / encode p50 | server RTT (send→displayed ack) p50 ms | frames | load avg (1 min) start→end |");
+console.log("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
 for (const r of rows) {
   const t = r.transport === "video" ? `OpenH264 → WebCodecs (${r.codec ?? "?"})` : "JPEG image";
   const over = r.latency && r.encodeP50 !== null ? r.latency.p50 - r.encodeP50 : NaN;
   const verdict = Number.isFinite(over) ? ` ${over <= 10 ? "✓" : "✗"}` : "";
-  console.log(`| ${r.w}x${r.h} | ${r.fps} | ${t} | ${f1(r.fpsShown)} | ${f1(r.latency?.p50)} | ${f1(r.latency?.p95)} | ${f1(r.recvToDisplay.p50)} / ${f1(r.recvToDisplay.p95)} | ${f1(r.decode.p50)} | ${f1(r.encodeP50)} | ${f1(over)}${verdict}, ×${f1(r.latency && r.encodeP50 ? r.latency.p50 / r.encodeP50 : NaN)} | ${f1(r.rtt.p50)} | ${r.frames} | ${r.load.map((v) => v.toFixed(2)).join(" → ")} |`);
+  console.log(`| ${r.w}x${r.h} | ${r.fps} | ${t} | ${f1(r.fpsShown)} | ${f1(r.latency?.p50)} | ${f1(r.latency?.p95)} | ${f1(r.recvToDisplay.p50)} / ${f1(r.recvToDisplay.p95)} | ${f1(r.decode.p50)} | ${f1(r.draw.p50)} | ${f1(r.encodeP50)} | ${f1(over)}${verdict}, ×${f1(r.latency && r.encodeP50 ? r.latency.p50 / r.encodeP50 : NaN)} | ${f1(r.rtt.p50)} | ${r.frames} | ${r.load.map((v) => v.toFixed(2)).join(" → ")} |`);
 }
 console.log("\nTarget (issue 3): p50 publish→displayed ≤ server encode p50 + 10 ms on loopback.");
 if (rows.some((r) => !r.latency)) {

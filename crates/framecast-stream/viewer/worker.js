@@ -351,7 +351,7 @@ function onOutput(frame) {
   }
   ctx.drawImage(frame, 0, 0, w, h);
   frame.close();
-  displayed(entry, t - entry.t0, decoder ? decoder.decodeQueueSize : 0);
+  displayed(entry, t - entry.t0, decoder ? decoder.decodeQueueSize : 0, nowMs() - t);
 }
 
 function onDecodeError(e) {
@@ -409,13 +409,13 @@ function onImage(header, payload, recvUnixMs) {
     }
     ctx.drawImage(bitmap, 0, 0);
     bitmap.close();
-    displayed(entry, t - t0, 0);
+    displayed(entry, t - t0, 0, nowMs() - t);
   });
 }
 
 // ---------------------------------------------------------------- display, ack, stats
 
-function displayed(entry, decodeMs, queueSize) {
+function displayed(entry, decodeMs, queueSize, drawMs) {
   const h = entry.header;
   send({ type: "ack", seq: h.seq, decode_queue_size: queueSize, displayed: true });
   attempt = 0;
@@ -441,6 +441,7 @@ function displayed(entry, decodeMs, queueSize) {
     received_unix_ms: entry.recvUnixMs,
     displayed_unix_ms: displayedUnixMs,
     decode_ms: decodeMs,
+    draw_ms: drawMs,
     header: h,
   };
   post({ type: "frame", info: lastFrame });
