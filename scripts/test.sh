@@ -49,6 +49,11 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Mesa's Vulkan loader complains on every start when this is unset (CI has no login session).
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+  XDG_RUNTIME_DIR=$(mktemp -d)
+  export XDG_RUNTIME_DIR
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -56,9 +56,9 @@ pub struct LiveArgs {
     /// Open the viewer in a browser (xdg-open / open).
     #[arg(long)]
     open: bool,
-    /// Push `stats` to viewers every this many seconds.
-    #[arg(long, value_name = "SECONDS")]
-    stats_interval: Option<f64>,
+    /// Push `stats` (RTT, fps, bitrate, encode ms, drops) to viewers every this many seconds; 0 = never.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    stats_interval: f64,
     /// Send the resting frame once more, losslessly, after this many seconds without a change.
     #[arg(long, value_name = "SECONDS")]
     still_after: Option<f64>,
@@ -90,8 +90,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "NAME")]
     pattern: Option<String>,
     /// Pixel format of a raw input: rgba, bgra, rgb24, nv12, i420.
-    #[arg(long)]
-    format: Option<String>,
+    #[arg(long, value_name = "FMT", value_parser = crate::args::parse_format)]
+    format: Option<PixelFormat>,
     /// Stream name: the viewer is at /NAME (default: /).
     #[arg(long)]
     name: Option<String>,
@@ -144,7 +144,8 @@ fn configs(
     }
     stream.transports = a.transport;
     stream.token = token(a)?;
-    stream.stats_interval = a.stats_interval.map(Duration::from_secs_f64);
+    stream.stats_interval = (a.stats_interval > 0.0 && a.stats_interval.is_finite())
+        .then(|| Duration::from_secs_f64(a.stats_interval));
     stream.still_after = a.still_after.map(Duration::from_secs_f64);
     let server = ServerConfig {
         listen: a.listen,
@@ -458,11 +459,8 @@ pub fn serve(a: ServeArgs) -> Result<(), Failure> {
         return Ok(());
     }
     let path = a.input.clone().expect("clap requires INPUT or --pattern");
-    let format = match &a.format {
-        None => None,
-        Some(f) => Some(parse_format(f).code(exit::USAGE)?),
-    };
-    let fps_hint = Some(((a.live.fps * 1000.0).round() as u32, 1000));
+    let format = a.format;
+    let fps_hint = Some(crate::args::fps_ratio(a.live.fps));
     let hint = InputHint {
         format,
         size: a.live.size,
@@ -513,20 +511,4 @@ pub fn serve(a: ServeArgs) -> Result<(), Failure> {
     };
     live.finish();
     result
-}
-
-fn parse_format(s: &str) -> anyhow::Result<PixelFormat> {
-    use PixelFormat::*;
-    Ok(match s.to_ascii_lowercase().as_str() {
-        "rgba" => Rgba8,
-        "bgra" => Bgra8,
-        "rgb" | "rgb24" => Rgb8,
-        "nv12" => Nv12,
-        "i420" | "yuv420p" | "yuv" => I420,
-        other => {
-            return Err(anyhow!(
-                "unknown raw format {other:?}: use rgba, bgra, rgb24, nv12 or i420"
-            ))
-        }
-    })
 }
