@@ -393,6 +393,43 @@ enum Work {
     Flush,
 }
 
+/// Wait for the handshake message `want` within the handshake deadline, answering PING and
+/// skipping unknown types. `pick` takes the wanted message out; any other message gets an
+/// ERROR and ends the session (the `Err` is why).
+async fn handshake_message<T>(
+    reader: &mut Reader,
+    cfg: &ServerConfig,
+    out: &mpsc::Sender<Outgoing>,
+    want: &'static str,
+    pick: impl Fn(Message) -> Result<T, Message>,
+) -> Result<T, String> {
+    loop {
+        match reader.message(cfg.handshake_timeout).await {
+            Ok(Message::Ping) => {
+                let _ = out
+                    .send(Outgoing {
+                        bytes: encoded(&Message::Pong),
+                        close: false,
+                    })
+                    .await;
+            }
+            Ok(Message::Unknown { .. }) => {}
+            Ok(m) => match pick(m) {
+                Ok(wanted) => return Ok(wanted),
+                Err(other) => {
+                    let bytes = error_bytes(
+                        error_code::BAD_REQUEST,
+                        format!("expected {want}, got {}", other.kind()),
+                    );
+                    let _ = out.send(Outgoing { bytes, close: true }).await;
+                    return Err(format!("{} before {want}", other.kind()));
+                }
+            },
+            Err(e) => return Err(read_failure(e, out, want).await),
+        }
+    }
+}
+
 /// The handshake and main loop; returns why the session ended.
 async fn session(
     shared: &Shared,
@@ -407,28 +444,14 @@ async fn session(
     };
 
     // HELLO
-    let hello = loop {
-        match reader.message(cfg.handshake_timeout).await {
-            Ok(Message::Hello(h)) => break h,
-            Ok(Message::Ping) => {
-                let _ = out
-                    .send(Outgoing {
-                        bytes: encoded(&Message::Pong),
-                        close: false,
-                    })
-                    .await;
-            }
-            Ok(Message::Unknown { .. }) => {}
-            Ok(other) => {
-                send_close(error_bytes(
-                    error_code::BAD_REQUEST,
-                    format!("expected HELLO, got {}", other.kind()),
-                ))
-                .await;
-                return format!("{} before HELLO", other.kind());
-            }
-            Err(e) => return read_failure(e, out, "HELLO").await,
-        }
+    let hello = match handshake_message(reader, cfg, out, "HELLO", |m| match m {
+        Message::Hello(h) => Ok(h),
+        other => Err(other),
+    })
+    .await
+    {
+        Ok(h) => h,
+        Err(reason) => return reason,
     };
     if let Some(token) = &cfg.token {
         if !token_matches(token, &hello.token) {
@@ -465,28 +488,14 @@ async fn session(
     }
 
     // CONFIGURE
-    let configure = loop {
-        match reader.message(cfg.handshake_timeout).await {
-            Ok(Message::Configure(c)) => break c,
-            Ok(Message::Ping) => {
-                let _ = out
-                    .send(Outgoing {
-                        bytes: encoded(&Message::Pong),
-                        close: false,
-                    })
-                    .await;
-            }
-            Ok(Message::Unknown { .. }) => {}
-            Ok(other) => {
-                send_close(error_bytes(
-                    error_code::BAD_REQUEST,
-                    format!("expected CONFIGURE, got {}", other.kind()),
-                ))
-                .await;
-                return format!("{} before CONFIGURE", other.kind());
-            }
-            Err(e) => return read_failure(e, out, "CONFIGURE").await,
-        }
+    let configure = match handshake_message(reader, cfg, out, "CONFIGURE", |m| match m {
+        Message::Configure(c) => Ok(c),
+        other => Err(other),
+    })
+    .await
+    {
+        Ok(c) => c,
+        Err(reason) => return reason,
     };
     let settings = match parse_configure(
         &configure,
