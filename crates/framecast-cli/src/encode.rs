@@ -1,7 +1,7 @@
 //! `framecast encode` and (for now) `framecast demo`.
 
 use crate::args::{color_space, parse_bitrate, ColorArg, RangeArg, SourceArgs};
-use crate::output::{display_path, Container, PacketWriter};
+use crate::output::{display_path, frame_progress, Container, PacketWriter};
 use crate::psnr::{PsnrCheck, PsnrReport};
 use crate::{exit, Failure, WithCode};
 use anyhow::anyhow;
@@ -12,7 +12,6 @@ use framecast_encode::{
     ProfileHint, SendOutcome,
 };
 use framecast_io::{FrameSource, PatternKind, PatternSource};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -204,22 +203,7 @@ pub fn encode_to_file(job: Job<'_>) -> Result<Summary, Failure> {
         (Some(m), Some(h)) => Some(m.min(h)),
         (m, h) => m.or(h),
     };
-    let bar = if progress {
-        let bar = match total {
-            Some(n) => ProgressBar::new(n),
-            None => ProgressBar::new_spinner(),
-        };
-        bar.set_draw_target(ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} frames {per_sec} {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = frame_progress(total, progress);
     let mut check = if psnr {
         Some(PsnrCheck::new(config.color)?)
     } else {

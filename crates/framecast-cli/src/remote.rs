@@ -2,7 +2,7 @@
 //! Remote's `vtremoted`) and its client.
 
 use crate::args::{fps_ratio, parse_bitrate, parse_fps, parse_size, SourceArgs};
-use crate::output::{display_path, Container, PacketWriter};
+use crate::output::{display_path, frame_progress, Container, PacketWriter};
 use crate::{exit, Failure, WithCode};
 use anyhow::{anyhow, Context};
 use bytes::Bytes;
@@ -15,7 +15,6 @@ use framecast_remote::compress::{compress_plane, decompress_plane};
 use framecast_remote::server::{Server, ServerConfig};
 use framecast_remote::wire::{pix_fmt, Configure, FrameMsg, Message, PacketMsg, Plane};
 use framecast_remote::{Compression, RemoteError};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -252,24 +251,6 @@ async fn connect(c: &ConnectArgs) -> Result<Client, Failure> {
         .map_err(|e| remote_fail(e, &c.server))
 }
 
-fn progress(len: Option<u64>, quiet: bool) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let bar = match len {
-        Some(n) => ProgressBar::new(n),
-        None => ProgressBar::new_spinner(),
-    };
-    bar.set_draw_target(ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} frames {per_sec} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
-}
-
 fn summary(what: &str, frames: u64, bytes: u64, out: &Path, s: &StreamStats) {
     let secs = s.seconds.max(1e-9);
     println!(
@@ -500,7 +481,7 @@ async fn encode(a: EncodeArgs) -> Result<(), Failure> {
         }
         Ok(n)
     });
-    let bar = progress(total, a.connect.quiet);
+    let bar = frame_progress(total, !a.connect.quiet);
     let result = run_stream(client, rx, window, Credit::PerOutput, |m| {
         if let Message::Packet(p) = m {
             sink.write(p)?;
@@ -672,7 +653,7 @@ async fn decode(a: DecodeArgs) -> Result<(), Failure> {
         frames: 0,
         error: None,
     };
-    let bar = progress(Some(aus.len() as u64), a.connect.quiet);
+    let bar = frame_progress(Some(aus.len() as u64), !a.connect.quiet);
     let rx = packets_channel(aus, a.connect.window);
     let result = run_stream(client, rx, a.connect.window, Credit::Unlimited, |m| {
         if let Message::Frame(f) = m {
@@ -744,7 +725,7 @@ async fn transcode(a: TranscodeArgs) -> Result<(), Failure> {
         frames: 0,
         error: None,
     };
-    let bar = progress(Some(aus.len() as u64), a.connect.quiet);
+    let bar = frame_progress(Some(aus.len() as u64), !a.connect.quiet);
     let rx = packets_channel(aus, a.connect.window);
     let credit = if ack_credit {
         Credit::PacketAck
