@@ -3,7 +3,7 @@
 //! backend only moves pictures in and access units out.
 
 use crate::{EncodeError, EncoderConfig};
-use framecast_core::{Yuv420Image, YuvLayout};
+use framecast_core::{Frame, PixelFormat, Yuv420Image, YuvLayout};
 
 /// One picture handed to a backend.
 #[derive(Debug)]
@@ -11,6 +11,40 @@ pub struct BackendFrame<'a> {
     /// The picture, already converted, in the backend's [`BackendEncoder::input_layout`],
     /// coded at even size. Backends that keep it beyond `encode` must copy it.
     pub image: &'a Yuv420Image,
+    /// Token to return with the access unit.
+    pub token: u64,
+    /// Presentation time in nanoseconds.
+    pub pts_ns: i64,
+    /// The access unit must be an IDR.
+    pub force_keyframe: bool,
+}
+
+/// Packed RGB formats a backend takes itself, skipping framecast's CPU conversion (e.g.
+/// VideoToolbox converts BGRA in the encoder and RGBA with `VTPixelTransferSession`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RgbInput {
+    /// Takes BGRA8.
+    pub bgra8: bool,
+    /// Takes RGBA8.
+    pub rgba8: bool,
+}
+
+impl RgbInput {
+    /// Whether frames of `format` go to [`BackendEncoder::encode_rgb`].
+    pub fn accepts(self, format: PixelFormat) -> bool {
+        match format {
+            PixelFormat::Bgra8 => self.bgra8,
+            PixelFormat::Rgba8 => self.rgba8,
+            _ => false,
+        }
+    }
+}
+
+/// One packed RGB picture handed to a backend, at the configured display size.
+#[derive(Debug)]
+pub struct BackendRgbFrame<'a> {
+    /// The picture (a format the backend's [`BackendEncoder::rgb_input`] accepts).
+    pub frame: &'a Frame<'a>,
     /// Token to return with the access unit.
     pub token: u64,
     /// Presentation time in nanoseconds.
@@ -62,6 +96,21 @@ pub trait BackendEncoder: Send {
     fn poll(&mut self) -> Result<Option<RawAccessUnit>, EncodeError>;
     /// Finish every submitted frame; afterwards `poll` drains the rest.
     fn finish(&mut self) -> Result<(), EncodeError>;
+    /// Packed RGB formats [`Self::encode_rgb`] takes; none by default (YUV only).
+    fn rgb_input(&self) -> RgbInput {
+        RgbInput::default()
+    }
+    /// Submit a packed RGB picture of a format [`Self::rgb_input`] lists. Same output contract
+    /// as [`Self::encode`].
+    fn encode_rgb(&mut self, frame: BackendRgbFrame<'_>) -> Result<(), EncodeError> {
+        Err(EncodeError::Contract {
+            backend: self.name(),
+            message: format!(
+                "handed a {} frame it did not ask for",
+                frame.frame.format().name()
+            ),
+        })
+    }
 }
 
 /// Is a backend usable on this machine?

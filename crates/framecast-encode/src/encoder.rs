@@ -1,14 +1,14 @@
 //! [`Encoder`]: one backend wrapped with conversion, keyframe scheduling, token attribution,
 //! the H.264 normaliser and (optionally) a pipelining worker with backpressure.
 
-use crate::backend::{BackendEncoder, BackendFrame};
+use crate::backend::{BackendEncoder, BackendFrame, BackendRgbFrame, RgbInput};
 use crate::normalize::Normalizer;
 use crate::{
     registry, BackpressurePolicy, DropReason, DroppedFrame, EncodeError, EncodeMode, EncodedPacket,
     EncoderConfig, EncoderEvent, PacketTimings, SendOutcome,
 };
 use bytes::Bytes;
-use framecast_core::{convert, Frame, FrameError, Yuv420Image, YuvLayout};
+use framecast_core::{convert, Frame, FrameError, PixelFormat, Planes, Yuv420Image, YuvLayout};
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -65,10 +65,28 @@ struct InBackend {
 
 /// A converted frame ready for the backend.
 struct Job {
-    image: Yuv420Image,
+    picture: Picture,
+    info: JobMeta,
+}
+
+/// What the encoder needs to know about a frame besides its pixels.
+struct JobMeta {
     meta: FrameMeta,
     convert_ms: f64,
     converted_at: Instant,
+}
+
+/// The picture of a queued frame: converted YUV, or a tight copy of a packed RGB frame the
+/// backend converts itself ([`crate::backend::RgbInput`]).
+enum Picture {
+    Yuv(Yuv420Image),
+    Rgb { format: PixelFormat, data: Vec<u8> },
+}
+
+/// A picture handed to [`Core::encode`].
+enum PictureRef<'a> {
+    Yuv(&'a Yuv420Image),
+    Rgb(&'a Frame<'a>),
 }
 
 /// The part that talks to the backend; lives on the encoding thread.
@@ -81,6 +99,8 @@ struct Core {
     format: crate::OutputFormat,
     frames_out: u64,
     stream: Arc<Mutex<StreamInfo>>,
+    /// Display size, to view queued RGB copies as frames.
+    size: (u32, u32),
 }
 
 /// What is known about the stream so far, shared with the caller's thread.
@@ -91,7 +111,27 @@ struct StreamInfo {
 }
 
 impl Core {
-    fn encode(&mut self, job: &Job, out: &mut Vec<EncoderEvent>) -> Result<(), EncodeError> {
+    /// Encode a queued job.
+    fn encode_job(&mut self, job: &Job, out: &mut Vec<EncoderEvent>) -> Result<(), EncodeError> {
+        match &job.picture {
+            Picture::Yuv(image) => self.encode(PictureRef::Yuv(image), &job.info, out),
+            Picture::Rgb { format, data } => {
+                let (w, h) = self.size;
+                let frame = match format {
+                    PixelFormat::Bgra8 => Frame::bgra8(data, w, h, w as usize * 4)?,
+                    _ => Frame::rgba8(data, w, h, w as usize * 4)?,
+                };
+                self.encode(PictureRef::Rgb(&frame), &job.info, out)
+            }
+        }
+    }
+
+    fn encode(
+        &mut self,
+        picture: PictureRef<'_>,
+        job: &JobMeta,
+        out: &mut Vec<EncoderEvent>,
+    ) -> Result<(), EncodeError> {
         let force = self.scheduler.decide(job.meta.force_keyframe);
         // The backend learns which frames are IDRs from us, so the cadence is the same for every
         // backend; record optimistically, corrected by what actually comes out.
@@ -106,12 +146,20 @@ impl Core {
             submitted,
             dropped_after: Vec::new(),
         });
-        self.backend.encode(BackendFrame {
-            image: &job.image,
-            token: job.meta.token,
-            pts_ns: job.meta.pts_ns,
-            force_keyframe: force,
-        })?;
+        match picture {
+            PictureRef::Yuv(image) => self.backend.encode(BackendFrame {
+                image,
+                token: job.meta.token,
+                pts_ns: job.meta.pts_ns,
+                force_keyframe: force,
+            })?,
+            PictureRef::Rgb(frame) => self.backend.encode_rgb(BackendRgbFrame {
+                frame,
+                token: job.meta.token,
+                pts_ns: job.meta.pts_ns,
+                force_keyframe: force,
+            })?,
+        }
         self.drain(out)
     }
 
@@ -232,12 +280,36 @@ struct PipeState {
     in_backend: usize,
     events: VecDeque<EncoderEvent>,
     pool: Vec<Yuv420Image>,
+    /// Buffers for tight copies of RGB frames a backend converts itself.
+    rgb_pool: Vec<Vec<u8>>,
     /// A keyframe request inherited from a dropped frame.
     pending_force: bool,
     flush_requested: bool,
     flushed: bool,
     shutdown: bool,
     error: Option<EncodeError>,
+}
+
+impl PipeState {
+    /// Return a finished or dropped job's buffer to its pool.
+    fn recycle(&mut self, picture: Picture) {
+        match picture {
+            Picture::Yuv(image) => self.pool.push(image),
+            Picture::Rgb { data, .. } => self.rgb_pool.push(data),
+        }
+    }
+}
+
+/// A tightly packed copy of a packed RGB frame, reusing `buf`.
+fn tight_copy(frame: &Frame<'_>, mut buf: Vec<u8>) -> Vec<u8> {
+    buf.clear();
+    if let Planes::Packed { data, stride } = *frame.planes() {
+        let row = frame.width() as usize * 4;
+        for y in 0..frame.height() as usize {
+            buf.extend_from_slice(&data[y * stride..y * stride + row]);
+        }
+    }
+    buf
 }
 
 struct Pipe {
@@ -285,6 +357,8 @@ pub struct Encoder {
     config: EncoderConfig,
     backend_name: &'static str,
     layout: YuvLayout,
+    /// Packed RGB formats the backend converts itself.
+    rgb: RgbInput,
     stream: Arc<Mutex<StreamInfo>>,
     mode: Mode,
 }
@@ -315,6 +389,7 @@ impl Encoder {
         config.validate()?;
         let backend_name = backend.name();
         let layout = backend.input_layout();
+        let rgb = backend.rgb_input();
         let stream = Arc::new(Mutex::new(StreamInfo::default()));
         let core = Box::new(Core {
             normalizer: Normalizer::new(
@@ -334,6 +409,7 @@ impl Encoder {
             format: config.output,
             frames_out: 0,
             stream: stream.clone(),
+            size: (config.width, config.height),
         });
         let image = Yuv420Image::new(config.width, config.height, layout)?;
         let mode = match config.mode {
@@ -355,6 +431,7 @@ impl Encoder {
                         in_backend: 0,
                         events: VecDeque::new(),
                         pool: vec![image],
+                        rgb_pool: Vec::new(),
                         pending_force: false,
                         flush_requested: false,
                         flushed: false,
@@ -383,6 +460,7 @@ impl Encoder {
             config,
             backend_name,
             layout,
+            rgb,
             stream,
             mode,
         })
@@ -452,19 +530,23 @@ impl Encoder {
                 if *closed {
                     return Err(EncodeError::Closed);
                 }
+                let direct = self.rgb.accepts(frame.format());
                 let t0 = Instant::now();
-                convert::to_yuv420(frame, color, image)?;
-                let convert_ms = t0.elapsed().as_secs_f64() * 1e3;
-                // Move the image into a job for the duration of the call and back again.
-                let job = Job {
-                    image: std::mem::replace(image, Yuv420Image::new(1, 1, YuvLayout::I420)?),
+                if !direct {
+                    convert::to_yuv420(frame, color, image)?;
+                }
+                let job = JobMeta {
                     meta,
-                    convert_ms,
+                    convert_ms: t0.elapsed().as_secs_f64() * 1e3,
                     converted_at: Instant::now(),
                 };
+                let picture = if direct {
+                    PictureRef::Rgb(frame)
+                } else {
+                    PictureRef::Yuv(image)
+                };
                 let mut out = Vec::with_capacity(1);
-                let result = core.encode(&job, &mut out);
-                *image = job.image;
+                let result = core.encode(picture, &job, &mut out);
                 events.extend(out);
                 result?;
                 Ok(SendOutcome::Accepted)
@@ -510,14 +592,14 @@ impl Encoder {
                                 s.queue.insert(
                                     i,
                                     Queued::Dropped(DroppedFrame {
-                                        token: old.meta.token,
-                                        pts_ns: old.meta.pts_ns,
+                                        token: old.info.meta.token,
+                                        pts_ns: old.info.meta.pts_ns,
                                         reason: DropReason::Superseded,
                                     }),
                                 );
                                 s.jobs_queued -= 1;
-                                force |= old.meta.force_keyframe;
-                                s.pool.push(old.image);
+                                force |= old.info.meta.force_keyframe;
+                                s.recycle(old.picture);
                                 continue;
                             }
                         }
@@ -527,32 +609,52 @@ impl Encoder {
                 // Reserve a slot, convert outside the lock, then queue.
                 force |= std::mem::take(&mut s.pending_force);
                 s.busy += 1;
-                let pooled = s.pool.pop();
-                drop(s);
-                let mut image = match pooled {
-                    Some(img) => img,
-                    None => Yuv420Image::new(self.config.width, self.config.height, self.layout)?,
+                let direct = self.rgb.accepts(frame.format());
+                let (pooled, rgb_buf) = if direct {
+                    (None, s.rgb_pool.pop())
+                } else {
+                    (s.pool.pop(), None)
                 };
+                drop(s);
                 let t0 = Instant::now();
-                let converted = convert::to_yuv420(frame, color, &mut image);
+                let converted = if direct {
+                    Ok(Picture::Rgb {
+                        format: frame.format(),
+                        data: tight_copy(frame, rgb_buf.unwrap_or_default()),
+                    })
+                } else {
+                    let image = match pooled {
+                        Some(img) => Ok(img),
+                        None => {
+                            Yuv420Image::new(self.config.width, self.config.height, self.layout)
+                        }
+                    };
+                    image.and_then(|mut image| {
+                        convert::to_yuv420(frame, color, &mut image).map(|()| Picture::Yuv(image))
+                    })
+                };
                 let convert_ms = t0.elapsed().as_secs_f64() * 1e3;
                 let mut s = pipe.lock();
                 s.busy -= 1;
-                if let Err(e) = converted {
-                    s.pool.push(image);
-                    s.pending_force |= force;
-                    pipe.changed.notify_all();
-                    return Err(e.into());
-                }
+                let picture = match converted {
+                    Ok(p) => p,
+                    Err(e) => {
+                        s.pending_force |= force;
+                        pipe.changed.notify_all();
+                        return Err(e.into());
+                    }
+                };
                 s.jobs_queued += 1;
                 s.queue.push_back(Queued::Job(Job {
-                    image,
-                    meta: FrameMeta {
-                        force_keyframe: force,
-                        ..meta
+                    picture,
+                    info: JobMeta {
+                        meta: FrameMeta {
+                            force_keyframe: force,
+                            ..meta
+                        },
+                        convert_ms,
+                        converted_at: Instant::now(),
                     },
-                    convert_ms,
-                    converted_at: Instant::now(),
                 }));
                 pipe.changed.notify_all();
                 Ok(SendOutcome::Accepted)
@@ -693,7 +795,7 @@ fn worker_loop(mut core: Box<Core>, pipe: &Pipe) {
         drop(s);
         let job = job.expect("loop breaks with work");
         let result = match &job {
-            Work::Encode(job) => core.encode(job, &mut out),
+            Work::Encode(job) => core.encode_job(job, &mut out),
             Work::Drop(d) => {
                 core.report_drop(*d, &mut out);
                 Ok(())
@@ -707,7 +809,7 @@ fn worker_loop(mut core: Box<Core>, pipe: &Pipe) {
         match job {
             Work::Encode(job) => {
                 s.busy -= 1;
-                s.pool.push(job.image);
+                s.recycle(job.picture);
             }
             Work::Drop(_) => s.busy -= 1,
             Work::Finish => s.flushed = true,
@@ -729,7 +831,7 @@ fn worker_loop(mut core: Box<Core>, pipe: &Pipe) {
 #[cfg(all(test, feature = "openh264"))]
 mod tests {
     use super::*;
-    use crate::backend::RawAccessUnit;
+    use crate::backend::{BackendRgbFrame, RawAccessUnit, RgbInput};
     use std::sync::mpsc::{channel, Receiver, Sender};
 
     /// OpenH264 behind a gate: `encode` waits until the test lets one frame through, so the
@@ -846,6 +948,136 @@ mod tests {
         assert_eq!(send(&mut enc, 3, false), SendOutcome::Accepted); // supersedes 2
         let events = flush_open(enc, open);
         assert_eq!(order(&events), ["P0k", "D1", "D2", "P3k"]);
+    }
+
+    /// A backend that takes BGRA itself (as VideoToolbox does) and converts it on its own.
+    struct TakesBgra {
+        inner: Box<dyn BackendEncoder>,
+        image: Yuv420Image,
+        rgb_calls: Arc<Mutex<Vec<PixelFormat>>>,
+    }
+
+    impl BackendEncoder for TakesBgra {
+        fn name(&self) -> &'static str {
+            "bgra-openh264"
+        }
+        fn input_layout(&self) -> YuvLayout {
+            self.inner.input_layout()
+        }
+        fn encode(&mut self, frame: BackendFrame<'_>) -> Result<(), EncodeError> {
+            self.inner.encode(frame)
+        }
+        fn poll(&mut self) -> Result<Option<RawAccessUnit>, EncodeError> {
+            self.inner.poll()
+        }
+        fn finish(&mut self) -> Result<(), EncodeError> {
+            self.inner.finish()
+        }
+        fn rgb_input(&self) -> RgbInput {
+            RgbInput {
+                bgra8: true,
+                rgba8: false,
+            }
+        }
+        fn encode_rgb(&mut self, f: BackendRgbFrame<'_>) -> Result<(), EncodeError> {
+            self.rgb_calls.lock().unwrap().push(f.frame.format());
+            convert::to_yuv420(
+                f.frame,
+                framecast_core::ColorSpace::default(),
+                &mut self.image,
+            )?;
+            self.inner.encode(BackendFrame {
+                image: &self.image,
+                token: f.token,
+                pts_ns: f.pts_ns,
+                force_keyframe: f.force_keyframe,
+            })
+        }
+    }
+
+    fn takes_bgra(mode: EncodeMode) -> (Encoder, Arc<Mutex<Vec<PixelFormat>>>) {
+        let mut config = EncoderConfig::new(64, 48);
+        config.mode = mode;
+        let inner = (registry::find("openh264").unwrap().create)(&config).unwrap();
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let backend = TakesBgra {
+            inner,
+            image: Yuv420Image::new(64, 48, YuvLayout::I420).unwrap(),
+            rgb_calls: calls.clone(),
+        };
+        (
+            Encoder::with_backend(config, Box::new(backend)).unwrap(),
+            calls,
+        )
+    }
+
+    #[test]
+    fn rgb_frames_go_to_a_backend_that_takes_them_and_decode_right() {
+        for mode in [
+            EncodeMode::Sync,
+            EncodeMode::Pipelined {
+                max_in_flight: 2,
+                policy: BackpressurePolicy::Block,
+            },
+        ] {
+            let (mut enc, calls) = takes_bgra(mode);
+            // BGRA (taken by the backend) and RGBA (converted by framecast) of the same colour,
+            // with a padded stride the backend must not see.
+            let (r, g, b) = (200u8, 40u8, 90u8);
+            let stride = 64 * 4 + 12;
+            let bgra: Vec<u8> = (0..48)
+                .flat_map(|_| (0..stride / 4).flat_map(|_| [b, g, r, 255]))
+                .collect();
+            let rgba: Vec<u8> = (0..48)
+                .flat_map(|_| (0..stride / 4).flat_map(|_| [r, g, b, 255]))
+                .collect();
+            for token in 0..6u64 {
+                let frame = if token % 2 == 0 {
+                    Frame::bgra8(&bgra, 64, 48, stride).unwrap()
+                } else {
+                    Frame::rgba8(&rgba, 64, 48, stride).unwrap()
+                };
+                let meta = FrameMeta {
+                    token,
+                    pts_ns: token as i64,
+                    force_keyframe: false,
+                };
+                assert_eq!(enc.send_frame(&frame, meta).unwrap(), SendOutcome::Accepted);
+            }
+            let mut events = Vec::new();
+            while let Some(ev) = enc.receive_blocking().unwrap() {
+                events.push(ev);
+            }
+            events.extend(enc.flush().unwrap());
+            assert_eq!(
+                *calls.lock().unwrap(),
+                vec![PixelFormat::Bgra8; 3],
+                "{mode:?}: only BGRA frames go to encode_rgb"
+            );
+            let mut dec = crate::decode::H264Decoder::new().unwrap();
+            let mut seen = 0;
+            for ev in &events {
+                let EncoderEvent::Packet(p) = ev else {
+                    panic!("{mode:?}: dropped a frame")
+                };
+                assert_eq!(p.token, seen);
+                let img = dec
+                    .decode(&p.data)
+                    .unwrap()
+                    .expect("one picture per packet");
+                let px = &convert::yuv420_to_rgba(&img, framecast_core::ColorSpace::default())
+                    [(24 * 64 + 32) * 4..][..3];
+                for (got, want) in px.iter().zip([r, g, b]) {
+                    assert!(
+                        got.abs_diff(want) <= 3,
+                        "{mode:?} token {seen}: {px:?} vs {:?}",
+                        [r, g, b]
+                    );
+                }
+                seen += 1;
+            }
+            assert_eq!(seen, 6);
+        }
     }
 
     #[test]

@@ -27,7 +27,8 @@ use super::vt_shared::{
     NAME,
 };
 use crate::backend::{
-    Availability, BackendDescriptor, BackendEncoder, BackendFrame, RawAccessUnit,
+    Availability, BackendDescriptor, BackendEncoder, BackendFrame, BackendRgbFrame, RawAccessUnit,
+    RgbInput,
 };
 use crate::{EncodeError, EncodeMode, EncoderConfig};
 use framecast_core::{Frame, PixelFormat, Planes, Yuv420Image, YuvLayout};
@@ -778,9 +779,8 @@ impl VideoToolboxBackend {
     /// Internal entry point for packed RGB input: BGRA8 goes to VideoToolbox as is (path b, the
     /// encoder converts), RGBA8 is converted to NV12 by `VTPixelTransferSession` (path c).
     ///
-    /// The encoder contract hands backends converted YUV only, so today this is called by
-    /// `framecast doctor`'s probe; the trait extension proposed in issue 5's report will route
-    /// RGB frames here from the encode path. The frame must have the configured size.
+    /// The `Encoder` routes BGRA8/RGBA8 frames here (see `rgb_input`), and `framecast doctor`'s
+    /// probe exercises both paths. The frame must have the configured size.
     pub(crate) fn encode_rgb(
         &mut self,
         frame: &Frame<'_>,
@@ -888,6 +888,25 @@ impl VideoToolboxBackend {
 impl BackendEncoder for VideoToolboxBackend {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn rgb_input(&self) -> RgbInput {
+        // BGRA goes to VideoToolbox as is (design doc 002, option 1); RGBA through
+        // VTPixelTransferSession (option 2). Both skip framecast's CPU conversion.
+        RgbInput {
+            bgra8: true,
+            rgba8: true,
+        }
+    }
+
+    fn encode_rgb(&mut self, frame: BackendRgbFrame<'_>) -> Result<(), EncodeError> {
+        VideoToolboxBackend::encode_rgb(
+            self,
+            frame.frame,
+            frame.token,
+            frame.pts_ns,
+            frame.force_keyframe,
+        )
     }
 
     fn input_layout(&self) -> YuvLayout {
