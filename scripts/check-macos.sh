@@ -32,6 +32,7 @@ as_root() {
 
 # --- toolchain ---------------------------------------------------------------------------------
 cargo_cmd=(cargo)
+clippy_cmd=(cargo clippy)
 build_std=()
 if command -v rustup >/dev/null 2>&1 &&
    { rustup target list --installed 2>/dev/null | grep -qx "$TARGET" ||
@@ -51,6 +52,9 @@ else
   export PATH="/usr/bin:$PATH"
   export RUSTC_BOOTSTRAP=1
   cargo_cmd=(/usr/bin/cargo)
+  # Not `cargo clippy`: cargo looks for subcommands in $CARGO_HOME/bin first, which would run
+  # rustup's clippy against a sysroot without the std sources.
+  clippy_cmd=(/usr/bin/cargo-clippy clippy)
   build_std=(-Zbuild-std=std,panic_abort)
 fi
 
@@ -86,12 +90,12 @@ step "cargo check for $TARGET (features: $features)"
 "${cargo_cmd[@]}" check "${args[@]}"
 
 step "cargo clippy for $TARGET (-D warnings)"
-"${cargo_cmd[@]}" clippy "${args[@]}" -- -D warnings
+"${clippy_cmd[@]}" "${args[@]}" -- -D warnings
 
 # framecast-encode's unit tests (the VideoToolbox shared code's included) as a Mac compiles them
 # for `cargo test -p framecast-encode --features videotoolbox`.
 step "cargo clippy framecast-encode unit tests for $TARGET (-D warnings)"
-"${cargo_cmd[@]}" clippy -p framecast-encode --lib --profile test --target "$TARGET" \
+"${clippy_cmd[@]}" -p framecast-encode --lib --profile test --target "$TARGET" \
   --target-dir "$TARGET_DIR" --no-default-features --features videotoolbox "${build_std[@]}" \
   -- -D warnings
 
