@@ -1125,6 +1125,8 @@ impl StreamCore {
         transports: TransportPolicy,
         now: Duration,
     ) {
+        let quality_changed = (encoder.bitrate, encoder.fps)
+            != (self.config.encoder.bitrate, self.config.encoder.fps);
         self.config.encoder = encoder;
         self.config.transports = transports;
         for id in std::mem::take(&mut self.groups).into_keys() {
@@ -1155,6 +1157,16 @@ impl StreamCore {
                     let text = self.config_text(kind, None);
                     self.actions
                         .push_back(Action::SendText { viewer: id, text });
+                    // As pdum.rfb does after each quality change: tell video viewers the new
+                    // target bitrate and frame rate.
+                    if quality_changed && kind == GroupKind::Video {
+                        let text = protocol::to_wire_string(&ServerMessage::SetQuality {
+                            bitrate: self.config.encoder.bitrate as u64,
+                            fps: self.config.encoder.fps,
+                        });
+                        self.actions
+                            .push_back(Action::SendText { viewer: id, text });
+                    }
                 }
             }
         }

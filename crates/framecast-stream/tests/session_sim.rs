@@ -332,7 +332,16 @@ fn encoder_rebuild_on_resize_and_reconfigure() {
     s.core.reconfigure(settings, TransportPolicy::Auto, s.now);
     s.drain();
     assert_eq!(s.closed_groups.len(), 1, "old encoder closed");
-    assert_eq!(s.texts[&1].len(), n_texts + 1, "config re-sent");
+    assert_eq!(
+        s.texts[&1].len(),
+        n_texts + 2,
+        "config re-sent, then set_quality"
+    );
+    assert!(s.texts[&1][n_texts].contains(r#""type":"config""#));
+    assert_eq!(
+        s.texts[&1][n_texts + 1],
+        r#"{"type":"set_quality","bitrate":2000000,"fps":30.0}"#
+    );
     // The new encoder starts at once with a keyframe of the latest frame.
     let job = s.jobs.last().unwrap();
     assert_eq!(job.frame.id, 3);
@@ -341,8 +350,14 @@ fn encoder_rebuild_on_resize_and_reconfigure() {
     // Live transport switch: video viewer → image transport.
     s.ack_all(1);
     let settings = s.core.config().encoder.clone();
+    let n_texts = s.texts[&1].len();
     s.core.reconfigure(settings, TransportPolicy::Image, s.now);
     s.drain();
+    assert_eq!(
+        s.texts[&1].len(),
+        n_texts + 1,
+        "same quality: config only, no set_quality"
+    );
     assert!(s.texts[&1]
         .last()
         .unwrap()
