@@ -274,6 +274,27 @@ struct PacketSink {
 }
 
 impl PacketSink {
+    /// A sink writing `output` (`w x h`, timebase 1/fps) that starts from the avcC the server
+    /// returned in CONFIGURE_ACK, if any.
+    fn create(
+        output: &Path,
+        container: Container,
+        (w, h): (u32, u32),
+        fps: (u32, u32),
+        ack_extradata: &[u8],
+    ) -> Result<Self, Failure> {
+        let writer = PacketWriter::create(output, container, w, h, ColorSpace::default())
+            .code(exit::OUTPUT)?;
+        Ok(PacketSink {
+            writer: Some(writer),
+            container,
+            avcc: (!ack_extradata.is_empty()).then(|| ack_extradata.to_vec()),
+            tb: (fps.1, fps.0),
+            frames: 0,
+            error: None,
+        })
+    }
+
     fn write(&mut self, p: PacketMsg) -> Result<(), RemoteError> {
         let Some(writer) = self.writer.as_mut() else {
             return Ok(());
@@ -444,16 +465,7 @@ async fn encode(a: EncodeArgs) -> Result<(), Failure> {
         .configure(cfg)
         .await
         .map_err(|e| remote_fail(e, &server))?;
-    let writer = PacketWriter::create(&a.output, container, w, h, ColorSpace::default())
-        .code(exit::OUTPUT)?;
-    let mut sink = PacketSink {
-        writer: Some(writer),
-        container,
-        avcc: (!ack.extradata.is_empty()).then(|| ack.extradata.to_vec()),
-        tb: (fps.1, fps.0),
-        frames: 0,
-        error: None,
-    };
+    let mut sink = PacketSink::create(&a.output, container, (w, h), fps, &ack.extradata)?;
 
     let window = a.connect.window.max(1);
     let (tx, rx) = mpsc::channel::<Message>(window);
@@ -715,16 +727,7 @@ async fn transcode(a: TranscodeArgs) -> Result<(), Failure> {
         .configure(cfg)
         .await
         .map_err(|e| remote_fail(e, &server))?;
-    let writer = PacketWriter::create(&a.output, container, ow, oh, ColorSpace::default())
-        .code(exit::OUTPUT)?;
-    let mut sink = PacketSink {
-        writer: Some(writer),
-        container,
-        avcc: (!ack.extradata.is_empty()).then(|| ack.extradata.to_vec()),
-        tb: (fps.1, fps.0),
-        frames: 0,
-        error: None,
-    };
+    let mut sink = PacketSink::create(&a.output, container, (ow, oh), fps, &ack.extradata)?;
     let bar = frame_progress(Some(aus.len() as u64), !a.connect.quiet);
     let rx = packets_channel(aus, a.connect.window);
     let credit = if ack_credit {
