@@ -436,17 +436,8 @@ async fn encode(a: EncodeArgs) -> Result<(), Failure> {
         .as_ref()
         .is_some_and(|f| f.format() == PixelFormat::Bgra8)
         && client.hello_ack().has("pixfmt.bgra");
-    let mut cfg = Configure {
-        width: w,
-        height: h,
-        pix_fmt: if bgra { pix_fmt::BGRA } else { pix_fmt::NV12 },
-        tb_num: fps.1,
-        tb_den: fps.0,
-        fr_num: fps.0,
-        fr_den: fps.1,
-        ..Configure::default()
-    };
-    cfg.set_option("mode", "encode");
+    let pix = if bgra { pix_fmt::BGRA } else { pix_fmt::NV12 };
+    let mut cfg = configure_msg("encode", (w, h), pix, fps, Bytes::new());
     cfg.set_option(
         "wire_compression",
         a.connect.compression.wire_value().to_string(),
@@ -625,6 +616,29 @@ impl Y4mSink {
     }
 }
 
+/// CONFIGURE for `mode` at `w x h`, time base 1/fps (the caller adds the other options).
+fn configure_msg(
+    mode: &str,
+    (w, h): (u32, u32),
+    pix: u8,
+    fps: (u32, u32),
+    extradata: Bytes,
+) -> Configure {
+    let mut cfg = Configure {
+        width: w,
+        height: h,
+        pix_fmt: pix,
+        tb_num: fps.1,
+        tb_den: fps.0,
+        fr_num: fps.0,
+        fr_den: fps.1,
+        extradata,
+        ..Configure::default()
+    };
+    cfg.set_option("mode", mode);
+    cfg
+}
+
 async fn decode(a: DecodeArgs) -> Result<(), Failure> {
     if a.output.extension().and_then(|e| e.to_str()) != Some("y4m") {
         return Err(anyhow!(
@@ -637,18 +651,7 @@ async fn decode(a: DecodeArgs) -> Result<(), Failure> {
     let server = a.connect.server.clone();
     let mut client = connect(&a.connect).await?;
     let fps = fps_ratio(a.fps);
-    let mut cfg = Configure {
-        width: w,
-        height: h,
-        pix_fmt: pix_fmt::NV12,
-        tb_num: fps.1,
-        tb_den: fps.0,
-        fr_num: fps.0,
-        fr_den: fps.1,
-        extradata: Bytes::from(extradata),
-        ..Configure::default()
-    };
-    cfg.set_option("mode", "decode");
+    let mut cfg = configure_msg("decode", (w, h), pix_fmt::NV12, fps, Bytes::from(extradata));
     cfg.set_option(
         "wire_compression",
         a.connect.compression.wire_value().to_string(),
@@ -697,18 +700,13 @@ async fn transcode(a: TranscodeArgs) -> Result<(), Failure> {
     let mut client = connect(&a.connect).await?;
     let fps = fps_ratio(a.fps);
     let ack_credit = client.hello_ack().has("packet_ack.v1");
-    let mut cfg = Configure {
-        width: w,
-        height: h,
-        pix_fmt: pix_fmt::NV12,
-        tb_num: fps.1,
-        tb_den: fps.0,
-        fr_num: fps.0,
-        fr_den: fps.1,
-        extradata: Bytes::from(extradata),
-        ..Configure::default()
-    };
-    cfg.set_option("mode", "transcode");
+    let mut cfg = configure_msg(
+        "transcode",
+        (w, h),
+        pix_fmt::NV12,
+        fps,
+        Bytes::from(extradata),
+    );
     let (ow, oh) = a.size.unwrap_or((w, h));
     if a.size.is_some() {
         cfg.set_option("out_width", ow.to_string());
