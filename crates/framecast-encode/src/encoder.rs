@@ -207,13 +207,9 @@ impl Core {
                 // An IDR the backend chose itself (e.g. a scene cut): restart the cadence there.
                 self.scheduler.record(true);
             }
-            if unit.keyframe
-                || self
-                    .stream
-                    .lock()
-                    .map(|s| s.codec.is_none())
-                    .unwrap_or(false)
-            {
+            // Parameter sets (hence codec string and avcC) only change on an IDR, and the first
+            // packet is one (it is forced, and a non-IDR answer is a contract error above).
+            if unit.keyframe {
                 let mut info = self.stream.lock().unwrap_or_else(|e| e.into_inner());
                 info.codec = self.normalizer.codec();
                 info.avcc = self.normalizer.avcc();
