@@ -182,6 +182,47 @@ pub fn fps_ratio(fps: f64) -> (u32, u32) {
     }
 }
 
+/// A shared secret from a file or an environment variable (`serve`, `demo`, `remote`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct TokenArgs {
+    /// Read the token from this file (its first line; surrounding white space is dropped).
+    #[arg(long, value_name = "FILE", conflicts_with = "token_env")]
+    pub token_file: Option<std::path::PathBuf>,
+    /// Read the token from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    pub token_env: Option<String>,
+}
+
+impl TokenArgs {
+    /// The token, if one was asked for. A missing variable, an unreadable file and an empty
+    /// token (which would admit anyone) are errors.
+    pub fn load(&self) -> Result<Option<String>, crate::Failure> {
+        use crate::{exit, WithCode};
+        use anyhow::{anyhow, Context};
+        let (token, source) = if let Some(f) = &self.token_file {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("--token-file {}", f.display()))
+                .code(exit::INPUT)?;
+            let first = text.lines().next().unwrap_or("").trim().to_owned();
+            (first, format!("--token-file {}", f.display()))
+        } else if let Some(var) = &self.token_env {
+            let value = std::env::var(var)
+                .map_err(|_| anyhow!("--token-env {var}: the variable is not set"))
+                .code(exit::USAGE)?;
+            (value, format!("--token-env {var}"))
+        } else {
+            return Ok(None);
+        };
+        if token.is_empty() {
+            return Err(anyhow!(
+                "{source}: the token is empty (an empty token would admit anyone)"
+            ))
+            .code(exit::USAGE);
+        }
+        Ok(Some(token))
+    }
+}
+
 /// Where the frames of `encode` and `remote encode` come from: a file or a built-in pattern.
 #[derive(clap::Args, Debug)]
 pub struct SourceArgs {

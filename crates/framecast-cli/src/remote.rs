@@ -46,12 +46,8 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:5555")]
     listen: SocketAddr,
-    /// Read the shared token from this file (first line).
-    #[arg(long, value_name = "FILE", conflicts_with = "token_env")]
-    token_file: Option<PathBuf>,
-    /// Read the shared token from this environment variable.
-    #[arg(long, value_name = "VAR")]
-    token_env: Option<String>,
+    #[command(flatten)]
+    token: crate::args::TokenArgs,
     /// Concurrent sessions; more get BUSY.
     #[arg(long, default_value_t = 4)]
     max_sessions: usize,
@@ -77,12 +73,8 @@ struct ConnectArgs {
     /// Server address.
     #[arg(long, value_name = "HOST:PORT")]
     server: String,
-    /// Read the shared token from this file (first line).
-    #[arg(long, value_name = "FILE", conflicts_with = "token_env")]
-    token_file: Option<PathBuf>,
-    /// Read the shared token from this environment variable.
-    #[arg(long, value_name = "VAR")]
-    token_env: Option<String>,
+    #[command(flatten)]
+    token: crate::args::TokenArgs,
     /// FRAME plane compression on the wire.
     #[arg(long, default_value = "lz4")]
     compression: Compression,
@@ -166,27 +158,6 @@ pub fn run(a: RemoteArgs) -> Result<(), Failure> {
     }
 }
 
-fn read_token(file: &Option<PathBuf>, env: &Option<String>) -> Result<Option<String>, Failure> {
-    if let Some(f) = file {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("token file {}", display_path(f).display()))
-            .code(exit::INPUT)?;
-        let token = text.lines().next().unwrap_or("").trim().to_string();
-        if token.is_empty() {
-            return Err(anyhow!("token file {} is empty", display_path(f).display()))
-                .code(exit::INPUT);
-        }
-        return Ok(Some(token));
-    }
-    if let Some(var) = env {
-        let token = std::env::var(var)
-            .map_err(|_| anyhow!("environment variable {var} is not set"))
-            .code(exit::USAGE)?;
-        return Ok(Some(token));
-    }
-    Ok(None)
-}
-
 fn secs(v: f64, what: &str) -> Result<Duration, Failure> {
     if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
         return Err(anyhow!("{what} {v}: must be between 0 and 86400 seconds")).code(exit::USAGE);
@@ -197,7 +168,7 @@ fn secs(v: f64, what: &str) -> Result<Duration, Failure> {
 async fn serve(a: ServeArgs) -> Result<(), Failure> {
     let config = ServerConfig {
         listen: a.listen,
-        token: read_token(&a.token_file, &a.token_env)?,
+        token: a.token.load()?,
         max_sessions: a.max_sessions,
         handshake_timeout: secs(a.handshake_timeout, "--handshake-timeout")?,
         idle_timeout: secs(a.idle_timeout, "--idle-timeout")?,
@@ -242,7 +213,7 @@ fn remote_fail(e: RemoteError, server: &str) -> Failure {
 
 async fn connect(c: &ConnectArgs) -> Result<Client, Failure> {
     let opts = ClientOptions {
-        token: read_token(&c.token_file, &c.token_env)?.unwrap_or_default(),
+        token: c.token.load()?.unwrap_or_default(),
         timeout: secs(c.timeout, "--timeout")?,
         ..ClientOptions::default()
     };

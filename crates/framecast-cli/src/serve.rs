@@ -9,14 +9,12 @@
 
 use crate::args::{parse_bitrate, parse_fps, parse_size};
 use crate::{exit, Failure, WithCode};
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use clap::Args;
 use framecast_core::PixelFormat;
 use framecast_io::{open_input, render_into, FrameSource, InputHint, PatternKind};
 use framecast_stream::protocol::ViewerEvent;
-use framecast_stream::{
-    serve as serve_stream, Display, ServerConfig, StreamConfig, TransportPolicy,
-};
+use framecast_stream::{BlockingDisplay, ServerConfig, StreamConfig, TransportPolicy};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,12 +42,9 @@ pub struct LiveArgs {
     /// Transport: video (H.264 via WebCodecs), image (JPEG) or auto (video when the browser can).
     #[arg(long, default_value = "auto")]
     transport: TransportPolicy,
-    /// Require the token held in this environment variable (viewers pass ?token= or hello.token).
-    #[arg(long, value_name = "VAR")]
-    token_env: Option<String>,
-    /// Require the token held in this file (first line).
-    #[arg(long, value_name = "FILE", conflicts_with = "token_env")]
-    token_file: Option<PathBuf>,
+    /// Viewers must present this token (?token=, Authorization: Bearer, or hello.token).
+    #[command(flatten)]
+    token: crate::args::TokenArgs,
     /// Allow WebSocket connections from this page origin (repeatable; `*` allows any).
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allow_origin: Vec<String>,
@@ -104,30 +99,6 @@ pub struct ServeArgs {
 
 const SCENES: [&str; 5] = ["testcard", "bands", "gradient", "plasma", "paint"];
 
-fn token(a: &LiveArgs) -> Result<Option<String>, Failure> {
-    if let Some(var) = &a.token_env {
-        let t = std::env::var(var)
-            .map_err(|_| anyhow!("--token-env {var}: the variable is not set"))
-            .code(exit::USAGE)?;
-        if t.is_empty() {
-            return Err(anyhow!("--token-env {var}: the variable is empty")).code(exit::USAGE);
-        }
-        return Ok(Some(t));
-    }
-    if let Some(f) = &a.token_file {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("--token-file {}", f.display()))
-            .code(exit::INPUT)?;
-        let t = text.lines().next().unwrap_or("").trim().to_owned();
-        if t.is_empty() {
-            return Err(anyhow!("--token-file {}: the file is empty", f.display()))
-                .code(exit::INPUT);
-        }
-        return Ok(Some(t));
-    }
-    Ok(None)
-}
-
 fn configs(
     a: &LiveArgs,
     (w, h): (u32, u32),
@@ -143,7 +114,7 @@ fn configs(
         stream.backend = found.name.to_owned();
     }
     stream.transports = a.transport;
-    stream.token = token(a)?;
+    stream.token = a.token.load()?;
     stream.stats_interval = (a.stats_interval > 0.0 && a.stats_interval.is_finite())
         .then(|| Duration::from_secs_f64(a.stats_interval));
     stream.still_after = a.still_after.map(Duration::from_secs_f64);
@@ -156,10 +127,9 @@ fn configs(
     Ok((server, stream))
 }
 
-/// A tokio runtime for the server, plus a Ctrl-C flag.
+/// The server (a [`BlockingDisplay`] on its own runtime) plus a Ctrl-C flag.
 struct Live {
-    runtime: tokio::runtime::Runtime,
-    display: Display,
+    display: BlockingDisplay,
     stop: Arc<AtomicBool>,
 }
 
@@ -170,31 +140,16 @@ impl Live {
         name: Option<&str>,
         open: bool,
     ) -> Result<Live, Failure> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("framecast-net")
-            .enable_all()
-            .build()
-            .context("cannot start the tokio runtime")
-            .code(exit::OUTPUT)?;
-        let display = runtime
-            .block_on(async {
-                match name {
-                    None => serve_stream(server, stream).await,
-                    Some(n) => {
-                        let s = framecast_stream::Server::bind(server).await?;
-                        s.add_stream(n, stream)
-                    }
-                }
-            })
-            .code(exit::OUTPUT)?;
+        let display = BlockingDisplay::serve_named(server, name, stream).code(exit::OUTPUT)?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        runtime.spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                flag.store(true, Ordering::SeqCst);
-            }
-        });
+        if let Some(handle) = display.handle() {
+            handle.spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    flag.store(true, Ordering::SeqCst);
+                }
+            });
+        }
         let url = display.url();
         println!("Serving at {url}  (Ctrl-C to stop)");
         if open {
@@ -207,11 +162,7 @@ impl Live {
                 eprintln!("warning: could not run {opener}: {e}");
             }
         }
-        Ok(Live {
-            runtime,
-            display,
-            stop,
-        })
+        Ok(Live { display, stop })
     }
 
     fn stopped(&self) -> bool {
@@ -220,11 +171,7 @@ impl Live {
 
     fn finish(self) {
         println!("Shutting down.");
-        self.runtime.block_on(async {
-            // A hub stream's Display closes only its stream; close the listener too.
-            self.display.close().await;
-        });
-        self.runtime.shutdown_timeout(Duration::from_secs(2));
+        self.display.close();
     }
 }
 
@@ -369,7 +316,7 @@ pub fn demo(a: DemoArgs) -> Result<(), Failure> {
     let (w, h) = a.live.size.unwrap_or((1280, 720));
     let (server, stream) = configs(&a.live, (w, h), true)?;
     let live = Live::start(server, stream, None, a.live.open)?;
-    let d = live.display.clone();
+    let d = live.display.display().clone();
     let state = |scene: &str| serde_json::json!({"scene": scene, "scenes": SCENES});
     d.set_app_state(state(&scene));
     let mut paint = Paint::new(w, h);

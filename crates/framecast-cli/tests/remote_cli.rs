@@ -284,6 +284,25 @@ fn failures_have_clear_errors_and_exit_codes() {
         5,
         "authentication failed",
     );
+    // An empty token is refused on both sides, as for `serve` (it would admit anyone).
+    std::env::set_var("FC_TEST_EMPTY_TOKEN", "");
+    for command in [
+        &["remote", "serve", "--token-env", "FC_TEST_EMPTY_TOKEN"][..],
+        &[
+            "remote",
+            "encode",
+            "--server",
+            &server.addr,
+            "--token-env",
+            "FC_TEST_EMPTY_TOKEN",
+            "--pattern",
+            "testcard",
+            "-o",
+            out,
+        ][..],
+    ] {
+        fails(command, 2, "the token is empty");
+    }
     // Right token works.
     ok(&[
         "remote",

@@ -74,6 +74,20 @@ pub enum FrameError {
         /// Image height.
         image_height: u32,
     },
+    /// A tightly packed buffer of the wrong length.
+    #[error("a tightly packed {width}x{height} {format} frame is {expected} bytes, but {len} were given")]
+    PackedLength {
+        /// The pixel format's name.
+        format: &'static str,
+        /// Frame width.
+        width: u32,
+        /// Frame height.
+        height: u32,
+        /// Bytes such a frame occupies.
+        expected: usize,
+        /// Bytes given.
+        len: usize,
+    },
     /// The conversion library refused the input (should not happen after validation).
     #[error("colour conversion failed: {0}")]
     Conversion(String),

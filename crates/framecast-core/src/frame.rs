@@ -330,6 +330,38 @@ impl<'a> Frame<'a> {
     pub fn planes(&self) -> &Planes<'a> {
         &self.planes
     }
+
+    /// Each plane in storage order (packed: one; NV12: Y, UV; I420: Y, U, V) as
+    /// `(bytes, stride, bytes per row, rows)`. Row `r` of a plane is
+    /// `bytes[r * stride..r * stride + bytes_per_row]`, always in bounds.
+    pub fn plane_rows(&self) -> Vec<(&'a [u8], usize, usize, usize)> {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let (cw, ch) = chroma_size(self.width, self.height);
+        match self.planes {
+            Planes::Packed { data, stride } => {
+                let bpp = self.format.bytes_per_pixel().expect("packed format");
+                vec![(data, stride, w * bpp, h)]
+            }
+            Planes::Nv12 {
+                y,
+                y_stride,
+                uv,
+                uv_stride,
+            } => vec![(y, y_stride, w, h), (uv, uv_stride, 2 * cw, ch)],
+            Planes::I420 {
+                y,
+                y_stride,
+                u,
+                u_stride,
+                v,
+                v_stride,
+            } => vec![
+                (y, y_stride, w, h),
+                (u, u_stride, cw, ch),
+                (v, v_stride, cw, ch),
+            ],
+        }
+    }
 }
 
 /// Chroma plane size `(ceil(w/2), ceil(h/2))` for a 4:2:0 picture of `width x height`.

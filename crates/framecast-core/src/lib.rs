@@ -24,9 +24,11 @@ pub mod convert;
 mod error;
 mod frame;
 mod image;
+mod owned;
 pub mod reference;
 
 pub use color::{ColorSpace, Matrix, Primaries, Range, Transfer};
 pub use error::FrameError;
 pub use frame::{Frame, PixelFormat, Planes, MAX_DIMENSION};
 pub use image::{Yuv420Image, YuvLayout};
+pub use owned::{frame_len, OwnedFrame};

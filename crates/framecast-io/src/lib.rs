@@ -38,7 +38,6 @@
 mod atomic;
 mod error;
 mod mp4;
-mod owned;
 mod pattern;
 mod source;
 mod y4m;
@@ -46,7 +45,8 @@ mod y4m;
 pub use atomic::{AtomicFile, H264FileWriter};
 pub use error::IoError;
 pub use mp4::{Mp4Config, Mp4Summary, Mp4Writer};
-pub use owned::{frame_len, OwnedFrame};
+// The owned frame type lives in framecast-core (streams need it without the file layer).
+pub use framecast_core::{frame_len, OwnedFrame};
 pub use pattern::{render_into, test_card_patches, ColourPatch, PatternKind, PatternSource};
 pub use source::{open_input, open_reader, FrameSource, InputHint, RawReader};
 pub use y4m::{Y4mColorspace, Y4mReader};

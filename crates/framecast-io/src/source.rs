@@ -194,7 +194,12 @@ impl<R: Read + Send> FrameSource for RawReader<R> {
             });
         }
         self.next_index += 1;
-        OwnedFrame::new(self.format, self.width, self.height, data).map(Some)
+        Ok(Some(OwnedFrame::new(
+            self.format,
+            self.width,
+            self.height,
+            data,
+        )?))
     }
 }
 

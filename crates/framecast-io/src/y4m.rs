@@ -298,7 +298,12 @@ impl<R: Read> Y4mReader<R> {
             }
         }
         self.next_index += 1;
-        OwnedFrame::new(PixelFormat::I420, self.width, self.height, out).map(Some)
+        Ok(Some(OwnedFrame::new(
+            PixelFormat::I420,
+            self.width,
+            self.height,
+            out,
+        )?))
     }
 }
 

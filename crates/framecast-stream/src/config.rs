@@ -1,8 +1,10 @@
 //! Server and stream configuration (the knobs of pdum.rfb's `serve()`), and errors.
 
+use crate::error::StreamError;
 use crate::protocol::WireColor;
 use crate::session::{EncoderSettings, ImageFormat, ResizePolicy, SessionConfig, TransportPolicy};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The default listen address, `127.0.0.1:8765` (loopback only).
@@ -23,6 +25,17 @@ pub struct ServerConfig {
     pub remote_control: bool,
     /// How long a new connection may take to send `hello`.
     pub hello_timeout: Duration,
+    /// How long a client may take to send a complete HTTP request head (before the
+    /// WebSocket upgrade, and between requests on a kept-alive connection); slower
+    /// connections are closed. Default 10 s.
+    pub header_timeout: Duration,
+    /// Connections that have not upgraded to a WebSocket yet, at most; further connections
+    /// are closed at once until one finishes. With `header_timeout`, this bounds what
+    /// half-open requests can hold (descriptors, memory). Default 256.
+    pub max_pending_connections: usize,
+    /// Text messages a viewer may send per second (a one-second burst allowed); a viewer
+    /// over it is closed with 1008 before its messages reach the stream. Default 2000.
+    pub max_messages_per_second: u32,
 }
 
 impl Default for ServerConfig {
@@ -33,6 +46,9 @@ impl Default for ServerConfig {
             max_message_bytes: 64 * 1024,
             remote_control: false,
             hello_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            max_pending_connections: 256,
+            max_messages_per_second: 2000,
         }
     }
 }
@@ -117,22 +133,26 @@ impl StreamConfig {
     pub(crate) fn session_config(&self, video_available: bool) -> SessionConfig {
         SessionConfig {
             max_inflight: self.max_inflight.max(1),
-            inflight_timeout: Duration::from_secs(2),
             still_after: self.still_after,
             stats_interval: self.stats_interval,
             transports: self.transports,
             video_available,
             image_format: self.image_format,
-            encoder: self.encoder_settings(),
+            encoder: Arc::new(self.encoder_settings()),
             resize: self.resize,
             max_events_per_second: self.max_events_per_second,
+            max_viewers: self.max_viewers,
             pixel_ratio: self.pixel_ratio,
             color: self.color.clone(),
+            ..SessionConfig::default()
         }
     }
 
     pub(crate) fn validate(&self) -> Result<(), StreamError> {
         let bad = |m: String| Err(StreamError::InvalidConfig(m));
+        if self.token.as_deref() == Some("") {
+            return bad("an empty token would admit anyone: give a token or none".into());
+        }
         if self.width == 0 || self.height == 0 {
             return bad(format!(
                 "size {}x{} must be at least 1x1",
@@ -150,36 +170,4 @@ impl StreamConfig {
         }
         Ok(())
     }
-}
-
-/// Errors of the streaming library.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StreamError {
-    /// Could not listen.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A configuration value is out of range.
-    #[error("invalid stream configuration: {0}")]
-    InvalidConfig(String),
-    /// A stream of that name already exists.
-    #[error("a stream named {0:?} already exists")]
-    DuplicateStream(String),
-    /// The stream or server was closed.
-    #[error("the stream {0:?} is closed")]
-    Closed(String),
-    /// A published frame could not be used.
-    #[error("bad frame: {0}")]
-    Frame(String),
-    /// The runtime could not start.
-    #[error("cannot start the runtime: {0}")]
-    Runtime(std::io::Error),
-    /// An unknown encoder backend was named.
-    #[error("{0}")]
-    Backend(String),
 }

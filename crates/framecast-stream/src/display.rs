@@ -1,22 +1,18 @@
-//! [`Display`]: what an application holds to publish frames and read viewer input, and
-//! [`BlockingDisplay`], the same for applications without an async runtime.
+//! [`Display`]: what an application holds to publish frames and read viewer input.
 
-use crate::config::{ServerConfig, StreamConfig, StreamError};
-use crate::server::{Cmd, Hub, StreamShared, DEFAULT_STREAM};
+use crate::error::StreamError;
+use crate::hub::{Hub, DEFAULT_STREAM};
 use crate::session::{EncoderSettings, InputEvent, StreamMetrics, TransportPolicy};
+use crate::stream::{lock, Cmd, StreamShared};
 use crate::worker::SharedFrame;
-use framecast_core::PixelFormat;
-use framecast_io::OwnedFrame;
+use framecast_core::{Frame, OwnedFrame, PixelFormat};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// Buffers kept for reuse by [`Display::publish_with`] and [`Display::publish_copy`].
 const POOL: usize = 4;
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// One stream's publishing end. Cheap to clone; all clones drive the same stream.
 ///
@@ -64,8 +60,8 @@ impl Display {
     }
 
     fn check_open(&self) -> Result<(), StreamError> {
-        if self.shared.closed.load(Ordering::Relaxed) {
-            return Err(StreamError::Closed(self.shared.name.clone()));
+        if self.shared.closed() {
+            return Err(StreamError::Closed(self.shared.name.to_string()));
         }
         Ok(())
     }
@@ -78,8 +74,8 @@ impl Display {
         // The header's `timestamp_us` is the publish time (pdum.rfb: a shared monotonic µs
         // clock), not the encode or send time: publish → displayed latency is measured from it.
         let ts = self.shared.start.elapsed().as_micros() as u64;
-        self.shared.published.fetch_add(1, Ordering::Relaxed);
-        self.shared.frames.send_replace(Some((frame, ts)));
+        let id = self.shared.published.fetch_add(1, Ordering::Relaxed) + 1;
+        self.shared.frames.send_replace(Some((frame, ts, id)));
         Ok(())
     }
 
@@ -97,26 +93,33 @@ impl Display {
         let mut frame = self.take_buffer(format, width, height)?;
         let buf = Arc::get_mut(&mut frame).expect("pool buffers are unshared");
         fill(buf.data_mut());
+        self.recycle_and_publish(frame)
+    }
+
+    /// Publish a copy of any frame view (any supported format, strided or not): one copy into
+    /// a recycled, tightly packed buffer; the caller's memory is free again on return.
+    pub fn publish_copy(&self, frame: &Frame<'_>) -> Result<(), StreamError> {
+        self.check_open()?;
+        let mut owned = self.take_buffer(frame.format(), frame.width(), frame.height())?;
+        Arc::get_mut(&mut owned)
+            .expect("pool buffers are unshared")
+            .copy_rows_from(frame)?;
+        self.recycle_and_publish(owned)
+    }
+
+    /// Publish tightly packed RGBA8 pixels (copied once into a recycled buffer).
+    pub fn publish_rgba(&self, rgba: &[u8], width: u32, height: u32) -> Result<(), StreamError> {
+        let frame = Frame::rgba8(rgba, width, height, width as usize * 4)?;
+        self.publish_copy(&frame)
+    }
+
+    fn recycle_and_publish(&self, frame: SharedFrame) -> Result<(), StreamError> {
         let mut pool = lock(&self.shared.pool);
         if pool.len() < POOL {
             pool.push(frame.clone());
         }
         drop(pool);
         self.publish(frame)
-    }
-
-    /// Publish tightly packed RGBA8 pixels (copied once into a recycled buffer).
-    pub fn publish_rgba(&self, rgba: &[u8], width: u32, height: u32) -> Result<(), StreamError> {
-        let need = width as usize * height as usize * 4;
-        if rgba.len() != need {
-            return Err(StreamError::Frame(format!(
-                "{} bytes for {width}x{height} RGBA8; expected {need}",
-                rgba.len()
-            )));
-        }
-        self.publish_with(PixelFormat::Rgba8, width, height, |buf| {
-            buf.copy_from_slice(rgba)
-        })
     }
 
     fn take_buffer(
@@ -126,24 +129,18 @@ impl Display {
         height: u32,
     ) -> Result<SharedFrame, StreamError> {
         let mut pool = lock(&self.shared.pool);
-        let idx = pool.iter().position(|f| {
-            Arc::strong_count(f) == 1
-                && f.format() == format
-                && f.width() == width
-                && f.height() == height
-        });
-        if let Some(i) = idx {
+        let fits =
+            |f: &SharedFrame| f.format() == format && f.width() == width && f.height() == height;
+        if let Some(i) = pool
+            .iter()
+            .position(|f| Arc::strong_count(f) == 1 && fits(f))
+        {
             return Ok(pool.swap_remove(i));
         }
         // Forget buffers of another shape once they are free.
-        pool.retain(|f| {
-            Arc::strong_count(f) > 1
-                || (f.format() == format && f.width() == width && f.height() == height)
-        });
+        pool.retain(|f| Arc::strong_count(f) > 1 || fits(f));
         drop(pool);
-        OwnedFrame::zeroed(format, width, height)
-            .map(Arc::new)
-            .map_err(|e| StreamError::Frame(e.to_string()))
+        Ok(Arc::new(OwnedFrame::zeroed(format, width, height)?))
     }
 
     /// Input events received since the last call (oldest first).
@@ -158,7 +155,7 @@ impl Display {
             if let Some(e) = lock(&self.shared.events).pop_front() {
                 return Some(e);
             }
-            if self.shared.closed.load(Ordering::Relaxed) {
+            if self.shared.closed() {
                 return None;
             }
             notified.await;
@@ -188,44 +185,47 @@ impl Display {
 
     /// Connected viewers.
     pub fn client_count(&self) -> usize {
-        self.shared.clients.load(Ordering::Relaxed)
+        self.shared.snapshot.borrow().viewers
     }
 
     /// `match_client` policy: the size viewers want, once known.
     pub fn target_size(&self) -> Option<(u32, u32)> {
-        *lock(&self.shared.target)
+        self.shared.snapshot.borrow().target
     }
 
     /// Encoder settings and transport policy in force.
     pub fn settings(&self) -> (EncoderSettings, TransportPolicy) {
-        lock(&self.shared.settings).clone()
+        let s = self.shared.snapshot.borrow();
+        ((*s.encoder).clone(), s.transports)
     }
 
     /// Change backend, bitrate or transports live: encoders are rebuilt, `config` is re-sent
-    /// and every viewer gets a keyframe.
+    /// and every viewer gets a keyframe. Applied by the stream task shortly after this
+    /// returns ([`Display::settings`] shows it then).
     pub fn reconfigure(
         &self,
         settings: EncoderSettings,
         transports: TransportPolicy,
     ) -> Result<(), StreamError> {
         self.check_open()?;
-        framecast_encode::registry::find(&settings.backend)
-            .map_err(|e| StreamError::Backend(e.to_string()))?;
-        *lock(&self.shared.settings) = (settings.clone(), transports);
-        self.shared
-            .cmd
-            .send(Cmd::Reconfigure {
-                settings,
-                transports,
-            })
-            .map_err(|_| StreamError::Closed(self.shared.name.clone()))
+        framecast_encode::registry::find(&settings.backend)?;
+        let cmd = self.shared.cmd.clone();
+        // Callable from any thread, in or out of the runtime: the send waits on the runtime.
+        self.hub.runtime.spawn(async move {
+            let _ = cmd
+                .send(Cmd::Reconfigure {
+                    settings,
+                    transports,
+                    applied: None,
+                })
+                .await;
+        });
+        Ok(())
     }
 
     /// Counters of the stream (same as `GET /streams/<name>/metrics`).
     pub async fn metrics(&self) -> Option<StreamMetrics> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.shared.cmd.send(Cmd::Metrics(tx)).ok()?;
-        rx.await.ok()
+        self.shared.metrics().await
     }
 
     /// The stream's clock pair, read back to back: `(timestamp_us, unix_us)`, where
@@ -251,8 +251,13 @@ impl Display {
         self.hub.local_addr
     }
 
+    /// Whether the stream (or its server) has been closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed()
+    }
+
     fn path(&self) -> String {
-        if self.shared.name == DEFAULT_STREAM {
+        if &*self.shared.name == DEFAULT_STREAM {
             "/".into()
         } else {
             format!("/{}", self.shared.name)
@@ -270,129 +275,14 @@ impl Display {
     }
 
     /// Close the stream (viewers get 1001); a display from [`crate::serve`] also stops the
-    /// server.
+    /// server. Returns once the viewers have been told (bounded by a deadline).
     pub async fn close(&self) {
         if self.owns_server {
             self.hub.close().await;
         } else {
             self.hub.remove_stream(&self.shared.name);
         }
-        self.shared.closed.store(true, Ordering::Relaxed);
+        self.shared.stop.send_replace(true);
         self.shared.events_notify.notify_waiters();
-    }
-}
-
-/// [`Display`] for applications without async: owns a small tokio runtime on its own threads.
-///
-/// ```no_run
-/// use framecast_stream::{BlockingDisplay, ServerConfig, StreamConfig};
-/// let display = BlockingDisplay::serve(ServerConfig::default(), StreamConfig::new(640, 360))?;
-/// let rgba = vec![128u8; 640 * 360 * 4];
-/// display.publish_rgba(&rgba, 640, 360)?;
-/// display.close();
-/// # Ok::<(), framecast_stream::StreamError>(())
-/// ```
-pub struct BlockingDisplay {
-    display: Display,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl BlockingDisplay {
-    /// Start a server with one `default` stream on a private runtime.
-    pub fn serve(server: ServerConfig, stream: StreamConfig) -> Result<Self, StreamError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("framecast-net")
-            .enable_all()
-            .build()
-            .map_err(StreamError::Runtime)?;
-        let display = runtime.block_on(crate::serve(server, stream))?;
-        Ok(BlockingDisplay {
-            display,
-            runtime: Some(runtime),
-        })
-    }
-
-    /// The async handle (its methods that are not `async` work from any thread).
-    pub fn display(&self) -> &Display {
-        &self.display
-    }
-
-    /// See [`Display::publish`].
-    pub fn publish(&self, frame: impl Into<SharedFrame>) -> Result<(), StreamError> {
-        self.display.publish(frame)
-    }
-
-    /// See [`Display::publish_with`].
-    pub fn publish_with(
-        &self,
-        format: PixelFormat,
-        width: u32,
-        height: u32,
-        fill: impl FnOnce(&mut [u8]),
-    ) -> Result<(), StreamError> {
-        self.display.publish_with(format, width, height, fill)
-    }
-
-    /// See [`Display::publish_rgba`].
-    pub fn publish_rgba(&self, rgba: &[u8], width: u32, height: u32) -> Result<(), StreamError> {
-        self.display.publish_rgba(rgba, width, height)
-    }
-
-    /// See [`Display::poll_events`].
-    pub fn poll_events(&self) -> Vec<InputEvent> {
-        self.display.poll_events()
-    }
-
-    /// Block until an input event arrives or `timeout` passes.
-    pub fn wait_event(&self, timeout: std::time::Duration) -> Option<InputEvent> {
-        let rt = self.runtime.as_ref()?;
-        rt.block_on(async {
-            tokio::time::timeout(timeout, self.display.next_event())
-                .await
-                .ok()
-                .flatten()
-        })
-    }
-
-    /// See [`Display::poll_control`].
-    pub fn poll_control(&self) -> Vec<Value> {
-        self.display.poll_control()
-    }
-
-    /// See [`Display::metrics`].
-    pub fn metrics(&self) -> Option<StreamMetrics> {
-        let rt = self.runtime.as_ref()?;
-        rt.block_on(self.display.metrics())
-    }
-
-    /// See [`Display::url`].
-    pub fn url(&self) -> String {
-        self.display.url()
-    }
-
-    /// Close the server and stop the runtime.
-    pub fn close(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.block_on(self.display.close());
-            rt.shutdown_timeout(std::time::Duration::from_secs(2));
-        }
-    }
-}
-
-impl Drop for BlockingDisplay {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
-impl std::ops::Deref for BlockingDisplay {
-    type Target = Display;
-    fn deref(&self) -> &Display {
-        &self.display
     }
 }

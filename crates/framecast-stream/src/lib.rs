@@ -5,12 +5,17 @@
 //!   messages both ways, the input-event vocabulary and close codes, byte-identical to
 //!   pdum.rfb's Python (golden fixtures in `tests/fixtures/protocol/`).
 //! * [`session`] (pure, sans-IO): [`StreamCore`], the per-stream/per-viewer delivery state
-//!   machine — keyframe rules, drop-before-encode with `max_inflight`, latest-frame-wins, the
-//!   2 s backstop, still-after-settle, stats, and encoders shared by viewers that negotiate
-//!   the same transport. Time goes in, [`Action`]s come out.
-//! * The shell: [`serve`] / [`Server`] (tokio + axum: HTTP and WebSocket on one port),
-//!   [`Display`] to publish frames and read input, [`BlockingDisplay`] for non-async apps.
-//!   Encoding runs on one OS thread per encoder group, never on the async runtime.
+//!   machine — keyframe rules that follow the reference chain, drop-before-encode with
+//!   `max_inflight`, latest-frame-wins, the 2 s backstop, still-after-settle, stats, and
+//!   encoders shared by viewers that negotiate the same transport — and
+//!   [`session::Admission`], a connection's `hello`/token step. Time goes in, [`Action`]s and
+//!   the next deadline come out.
+//! * The shell, one idea per file: `hub` (the named streams, orderly shutdown), `stream`
+//!   (the task that drives one `StreamCore`, sleeping until its next deadline), `connection`
+//!   (one viewer's WebSocket), `http` and `control` (routes), `listener` (accept loop with a
+//!   request-head deadline and a cap on not-yet-upgraded connections), `worker` (one OS
+//!   thread per encoder group, never the async runtime), [`Server`] / [`serve`], [`Display`]
+//!   to publish frames and read input, [`BlockingDisplay`] for non-async apps.
 //!
 //! # HTTP and WebSocket endpoints (one port, default `127.0.0.1:8765`)
 //!
@@ -19,8 +24,8 @@
 //! | `GET /` , `GET /<stream>` | the embedded viewer page (`viewer/index.html`); with `Upgrade: websocket`, the viewer WebSocket of stream `default` / `<stream>` (unknown → close 4404) |
 //! | `GET /viewer/<path>` | any file of the embedded viewer directory |
 //! | `GET /health` | `{"status":"ok","streams":N}` |
-//! | `GET /streams` | `[{"name","width","height","fps","clients"}]` |
-//! | `GET /streams/<name>/metrics`, `GET /metrics` | counters: frames published, per-group encode ms (EMA, p50, p95), per-viewer sent/acked/dropped/RTT/fps/bitrate; `clock` (below) |
+//! | `GET /streams` | `[{"name","width","height","fps","clients"}]`: streams without a token, and those whose token the request presents (`?token=` or `Authorization: Bearer`) |
+//! | `GET /streams/<name>/metrics`, `GET /metrics` | (the stream's token required when it has one; 401 otherwise) counters: frames published, per-group encode ms (EMA, p50, p95), per-viewer sent/acked/dropped/RTT/fps/bitrate; `clock` (below) |
 //! | `GET /streams/<name>/time`, `GET /time` | the clock pair `{"timestamp_us","unix_us"}`: the stream clock of frame headers' `timestamp_us` and the wall clock (µs since the Unix epoch), read back to back ([`Display::clock`]); `unix_us - timestamp_us` maps a header to wall-clock time |
 //! | `GET /control` | (only with [`ServerConfig::remote_control`]) `{"stream","backend","bitrate","fps","transport","backends":[..],"transports":["auto","video","image"], ...app state}` |
 //! | `POST /control` | JSON `{"stream"?, "backend"?, "bitrate"?, "transport"?, ...}`: backend/bitrate/transport are applied (encoders rebuilt, `config` re-sent, keyframe forced); the whole object is queued for the application ([`Display::poll_control`], e.g. `scene`); answers like `GET`. 400 on bad values, 401 without the stream's token, 403 for a foreign origin, 404 when disabled |
@@ -58,18 +63,31 @@
 #![warn(missing_docs)]
 
 pub mod assets;
+mod blocking;
 mod config;
+mod connection;
+mod control;
 mod display;
+mod error;
+mod http;
+mod hub;
+mod image;
+mod listener;
 pub mod protocol;
 mod server;
 pub mod session;
+mod stream;
 mod worker;
 
-pub use config::{ServerConfig, StreamConfig, StreamError, DEFAULT_LISTEN};
-pub use display::{BlockingDisplay, Display};
-pub use server::{constant_time_eq, serve, Server, DEFAULT_STREAM};
+pub use blocking::BlockingDisplay;
+pub use config::{ServerConfig, StreamConfig, DEFAULT_LISTEN};
+pub use display::Display;
+pub use error::StreamError;
+pub use hub::DEFAULT_STREAM;
+pub use image::{encode_jpeg, encode_png};
+pub use server::{serve, Server};
 pub use session::{
     Action, EncoderSettings, GroupKind, ImageFormat, InputEvent, ResizePolicy, StreamCore,
-    StreamMetrics, TransportPolicy,
+    StreamMetrics, StreamSnapshot, TransportPolicy,
 };
-pub use worker::{encode_jpeg, encode_png, SharedFrame};
+pub use worker::SharedFrame;

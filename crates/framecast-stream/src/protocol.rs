@@ -18,6 +18,7 @@
 //! malformed control message, 1009 for an oversized message, 1013 when a stream is full,
 //! 1001 when the server shuts down.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -48,6 +49,8 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
     /// The stream already has its maximum number of viewers (framecast).
     pub const STREAM_FULL: u16 = 1013;
+    /// Reason text for [`STREAM_FULL`].
+    pub const STREAM_FULL_REASON: &str = "stream full";
     /// The server is shutting down (framecast).
     pub const GOING_AWAY: u16 = 1001;
     /// Reason text of [`UNAUTHORIZED`].
@@ -161,6 +164,58 @@ pub fn pack_binary_message(header_json: &[u8], payload: &[u8]) -> Vec<u8> {
 /// Pack a header value and a payload into one binary message.
 pub fn encode_envelope(header: &BinaryHeader, payload: &[u8]) -> Vec<u8> {
     pack_binary_message(&to_wire_json(header), payload)
+}
+
+/// One payload as it goes to every viewer of an encoder group: the header serialised once,
+/// split around its `seq` value, so a viewer's envelope is built by writing its own `seq`
+/// between the two halves ([`EnvelopeTemplate::envelope`]) — no header rebuilt, no string
+/// cloned per viewer. The result is byte-identical to [`encode_envelope`] with that `seq`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvelopeTemplate {
+    /// The header, with `seq` 0 (read it for the other fields).
+    pub header: BinaryHeader,
+    /// The payload, shared by every recipient.
+    pub payload: Bytes,
+    before_seq: Bytes,
+    after_seq: Bytes,
+}
+
+impl EnvelopeTemplate {
+    /// Serialise `header` (its `seq` is ignored) once for `payload`.
+    pub fn new(mut header: BinaryHeader, payload: Bytes) -> Self {
+        header.set_seq(0);
+        let json = to_wire_json(&header);
+        // Both header kinds serialise `{"type":"...","seq":0,` first: split around that `0`.
+        const KEY: &[u8] = b",\"seq\":0,";
+        let zero = json
+            .windows(KEY.len())
+            .position(|w| w == KEY)
+            .expect("headers serialise seq as their second field")
+            + KEY.len()
+            - 2;
+        let before_seq = Bytes::copy_from_slice(&json[..zero]);
+        let after_seq = Bytes::copy_from_slice(&json[zero + 1..]);
+        EnvelopeTemplate {
+            header,
+            payload,
+            before_seq,
+            after_seq,
+        }
+    }
+
+    /// The binary message for the viewer whose sequence number is `seq`.
+    pub fn envelope(&self, seq: u64) -> Bytes {
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(seq).as_bytes();
+        let header_len = self.before_seq.len() + digits.len() + self.after_seq.len();
+        let mut out = Vec::with_capacity(4 + header_len + self.payload.len());
+        out.extend_from_slice(&(header_len as u32).to_le_bytes());
+        out.extend_from_slice(&self.before_seq);
+        out.extend_from_slice(digits);
+        out.extend_from_slice(&self.after_seq);
+        out.extend_from_slice(&self.payload);
+        Bytes::from(out)
+    }
 }
 
 /// Split a binary message into its header JSON bytes and its payload.
@@ -298,6 +353,22 @@ impl BinaryHeader {
         match self {
             BinaryHeader::ImageFrame(h) => h.seq,
             BinaryHeader::VideoChunk(h) => h.seq,
+        }
+    }
+
+    /// Set the sequence number.
+    pub fn set_seq(&mut self, seq: u64) {
+        match self {
+            BinaryHeader::ImageFrame(h) => h.seq = seq,
+            BinaryHeader::VideoChunk(h) => h.seq = seq,
+        }
+    }
+
+    /// Whether the payload is a keyframe (images always are).
+    pub fn keyframe(&self) -> bool {
+        match self {
+            BinaryHeader::ImageFrame(_) => true,
+            BinaryHeader::VideoChunk(h) => h.keyframe,
         }
     }
 }
@@ -743,6 +814,46 @@ mod tests {
         assert!(e.to_string().contains("buffer truncated"), "{e}");
         // A length prefix near u32::MAX must not overflow.
         assert!(unpack_binary_message(&[0xff, 0xff, 0xff, 0xff, 0]).is_err());
+    }
+
+    #[test]
+    fn envelope_template_is_byte_identical_to_a_full_serialisation() {
+        let video = BinaryHeader::VideoChunk(VideoChunkHeader {
+            seq: 0,
+            timestamp_us: 123_456,
+            width: 1920,
+            height: 1080,
+            codec: "avc1.42C028".into(),
+            bitstream: "annexb".into(),
+            keyframe: true,
+            duration_us: Some(33_333),
+            pixel_ratio: Some(2.0),
+            color: Some(WireColor::display_p3()),
+        });
+        let image = BinaryHeader::ImageFrame(ImageFrameHeader {
+            seq: 0,
+            timestamp_us: 9,
+            width: 3,
+            height: 4,
+            mime: "image/pn\u{e9}g".into(),
+            pixel_ratio: None,
+            color: None,
+        });
+        for header in [video, image] {
+            let t = EnvelopeTemplate::new(header.clone(), Bytes::from_static(b"\0\0\0\x01payload"));
+            for seq in [0u64, 1, 9, 10, 12_345, u64::MAX] {
+                let mut h = header.clone();
+                h.set_seq(seq);
+                assert_eq!(
+                    &t.envelope(seq)[..],
+                    &encode_envelope(&h, b"\0\0\0\x01payload")[..],
+                    "seq {seq}"
+                );
+                let wire = t.envelope(seq);
+                let (back, payload) = decode_envelope(&wire).unwrap();
+                assert_eq!((back.seq(), payload), (seq, &b"\0\0\0\x01payload"[..]));
+            }
+        }
     }
 
     #[test]

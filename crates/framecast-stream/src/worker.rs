@@ -1,16 +1,15 @@
-//! Encoder groups' worker threads and the image encoders.
+//! Encoder groups' worker threads.
 //!
 //! Each encoder group gets one OS thread (never a tokio worker): it owns an H.264
-//! [`framecast_encode::Encoder`] or an image encoder, takes one job at a time and reports the
-//! result through a callback. Frames arrive as `Arc`s: nothing is copied per viewer or per
-//! group; the H.264 path converts straight from the shared frame.
+//! [`framecast_encode::Encoder`] or uses the image encoders, takes one job at a time and
+//! reports the result through a callback. Frames arrive as `Arc`s: nothing is copied per
+//! viewer or per group; the H.264 path converts straight from the shared frame.
 
-use crate::session::{EncodeJob, EncodedFrame, GroupId, GroupKind, ImageFormat};
+use crate::image::{encode_jpeg, encode_png};
+use crate::session::{EncodeFailure, EncodeJob, EncodedFrame, GroupId, GroupKind, ImageFormat};
 use bytes::Bytes;
-use framecast_core::{convert, ColorSpace, Frame, PixelFormat};
+use framecast_core::OwnedFrame;
 use framecast_encode::{Encoder, EncoderConfig, EncoderEvent, FrameMeta};
-use framecast_io::OwnedFrame;
-use std::borrow::Cow;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,69 +17,8 @@ use std::time::Instant;
 /// A frame as shared between the publisher, the stream task and the encoder threads.
 pub type SharedFrame = Arc<OwnedFrame>;
 
-/// Any frame as tight RGBA8.
-fn to_rgba(frame: &Frame<'_>) -> Vec<u8> {
-    convert::frame_to_rgba8(frame, ColorSpace::default())
-}
-
-/// Encode `frame` as a JPEG of `quality`.
-pub fn encode_jpeg(frame: &OwnedFrame, quality: u8) -> Result<Vec<u8>, String> {
-    let (w, h) = (frame.width(), frame.height());
-    if w > u16::MAX as u32 || h > u16::MAX as u32 {
-        return Err(format!("{w}x{h} is too large for JPEG"));
-    }
-    let mut out = Vec::with_capacity((w * h / 4) as usize);
-    let enc = jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100));
-    let tight = frame.stride() == frame.width() as usize * 4;
-    let result = match frame.format() {
-        PixelFormat::Rgba8 if tight => enc.encode(
-            frame.data(),
-            w as u16,
-            h as u16,
-            jpeg_encoder::ColorType::Rgba,
-        ),
-        PixelFormat::Bgra8 if tight => enc.encode(
-            frame.data(),
-            w as u16,
-            h as u16,
-            jpeg_encoder::ColorType::Bgra,
-        ),
-        _ => {
-            let rgba = to_rgba(&frame.as_frame());
-            enc.encode(&rgba, w as u16, h as u16, jpeg_encoder::ColorType::Rgba)
-        }
-    };
-    result.map_err(|e| format!("JPEG encode of {w}x{h} failed: {e}"))?;
-    Ok(out)
-}
-
-/// Encode `frame` as a lossless RGBA PNG (fast compression).
-pub fn encode_png(frame: &OwnedFrame) -> Result<Vec<u8>, String> {
-    let (w, h) = (frame.width(), frame.height());
-    let tight_rgba =
-        frame.format() == PixelFormat::Rgba8 && frame.stride() == frame.width() as usize * 4;
-    let rgba: Cow<'_, [u8]> = if tight_rgba {
-        Cow::Borrowed(frame.data())
-    } else {
-        Cow::Owned(to_rgba(&frame.as_frame()))
-    };
-    let mut out = Vec::new();
-    let mut enc = png::Encoder::new(&mut out, w, h);
-    enc.set_color(png::ColorType::Rgba);
-    enc.set_depth(png::BitDepth::Eight);
-    enc.set_compression(png::Compression::Fast);
-    let mut writer = enc
-        .write_header()
-        .map_err(|e| format!("PNG header for {w}x{h}: {e}"))?;
-    writer
-        .write_image_data(&rgba)
-        .map_err(|e| format!("PNG encode of {w}x{h}: {e}"))?;
-    writer.finish().map_err(|e| format!("PNG finish: {e}"))?;
-    Ok(out)
-}
-
 /// One job for a group thread.
-pub struct WorkerJob {
+pub(crate) struct WorkerJob {
     /// What to do.
     pub job: EncodeJob,
     /// The frame (`job.frame`).
@@ -88,10 +26,10 @@ pub struct WorkerJob {
 }
 
 /// Result callback: `(group, job, result)`.
-pub type Report = Box<dyn Fn(GroupId, u64, Result<EncodedFrame, String>) + Send>;
+pub(crate) type Report = Box<dyn Fn(GroupId, u64, Result<EncodedFrame, EncodeFailure>) + Send>;
 
 /// Handle to a group's thread; dropping it stops the thread after its current job.
-pub struct GroupWorker {
+pub(crate) struct GroupWorker {
     tx: mpsc::Sender<WorkerJob>,
 }
 
@@ -130,7 +68,7 @@ impl GroupWorker {
     }
 }
 
-fn encode_image(fmt: ImageFormat, w: &WorkerJob) -> Result<EncodedFrame, String> {
+fn encode_image(fmt: ImageFormat, w: &WorkerJob) -> Result<EncodedFrame, EncodeFailure> {
     let (data, mime) = if w.job.still || fmt == ImageFormat::Png {
         (encode_png(&w.frame)?, ImageFormat::Png.mime())
     } else {
@@ -150,16 +88,13 @@ fn encode_image(fmt: ImageFormat, w: &WorkerJob) -> Result<EncodedFrame, String>
     })
 }
 
-fn encode_video(slot: &mut Option<Encoder>, w: &WorkerJob) -> Result<EncodedFrame, String> {
+fn encode_video(slot: &mut Option<Encoder>, w: &WorkerJob) -> Result<EncodedFrame, EncodeFailure> {
     let (width, height) = (w.frame.width(), w.frame.height());
     let s = &w.job.settings;
-    let rebuild = match slot {
-        Some(e) => {
-            let c = e.config();
-            c.width != width || c.height != height || c.backend != s.backend
-        }
-        None => true,
-    };
+    let rebuild = slot.as_ref().is_none_or(|e| {
+        let c = e.config();
+        c.width != width || c.height != height || c.backend != s.backend
+    });
     if rebuild {
         let mut config = EncoderConfig::new(width, height);
         config.backend = s.backend.clone();
@@ -167,11 +102,11 @@ fn encode_video(slot: &mut Option<Encoder>, w: &WorkerJob) -> Result<EncodedFram
         config.bitrate = s.bitrate;
         config.keyframe_interval = s.fps.round().max(1.0) as u32;
         *slot = None;
-        *slot = Some(Encoder::new(config).map_err(|e| {
-            format!(
-                "cannot create the {} encoder at {width}x{height}: {e}",
-                s.backend
-            )
+        *slot = Some(Encoder::new(config).map_err(|e| EncodeFailure::Create {
+            backend: s.backend.clone(),
+            width,
+            height,
+            message: e.to_string(),
         })?);
     }
     let enc = slot.as_mut().expect("just built");
@@ -180,53 +115,30 @@ fn encode_video(slot: &mut Option<Encoder>, w: &WorkerJob) -> Result<EncodedFram
         pts_ns: w.job.frame.timestamp_us as i64 * 1000,
         force_keyframe: w.job.force_keyframe || rebuild,
     };
-    let sent = enc.send_frame(&w.frame.as_frame(), meta);
-    let fail = |e: framecast_encode::EncodeError, slot: &mut Option<Encoder>| {
-        *slot = None;
-        format!("encode failed: {e}")
-    };
-    match sent {
-        Ok(_) => {}
-        Err(e) => return Err(fail(e, slot)),
-    }
-    let enc = slot.as_mut().expect("present");
-    loop {
-        match enc.receive() {
-            Ok(Some(EncoderEvent::Packet(p))) => {
-                return Ok(EncodedFrame {
-                    data: p.data,
-                    keyframe: p.keyframe,
-                    codec: Some(p.codec.to_string()),
-                    mime: None,
-                    width,
-                    height,
-                    encode_ms: 0.0,
-                })
+    let packet = enc
+        .send_frame(&w.frame.as_frame(), meta)
+        .and_then(|_| loop {
+            match enc.receive()? {
+                Some(EncoderEvent::Packet(p)) => return Ok(Some(p)),
+                Some(EncoderEvent::Dropped(_)) => continue,
+                None => return Ok(None),
             }
-            Ok(Some(EncoderEvent::Dropped(_))) => continue,
-            Ok(None) => return Err("the encoder returned no packet for the frame".into()),
-            Err(e) => return Err(fail(e, slot)),
+        });
+    match packet {
+        Ok(Some(p)) => Ok(EncodedFrame {
+            data: p.data,
+            keyframe: p.keyframe,
+            codec: Some(p.codec),
+            mime: None,
+            width,
+            height,
+            encode_ms: 0.0,
+        }),
+        Ok(None) => Err(EncodeFailure::NoPacket),
+        Err(e) => {
+            // A failed encoder is rebuilt for the next frame (which is a keyframe).
+            *slot = None;
+            Err(EncodeFailure::Encode(e.to_string()))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jpeg_and_png_decode_back() {
-        let (w, h) = (64, 48);
-        let mut rgba = vec![0u8; 64 * 48 * 4];
-        framecast_io::render_into(framecast_io::PatternKind::TestCard, 0, w, h, &mut rgba).unwrap();
-        let f = OwnedFrame::new(PixelFormat::Rgba8, w, h, rgba.clone()).unwrap();
-        let jpeg = encode_jpeg(&f, 90).unwrap();
-        assert_eq!(&jpeg[..2], &[0xff, 0xd8]);
-        let png = encode_png(&f).unwrap();
-        let dec = png::Decoder::new(&png[..]);
-        let mut reader = dec.read_info().unwrap();
-        let mut buf = vec![0; reader.output_buffer_size()];
-        reader.next_frame(&mut buf).unwrap();
-        assert_eq!(buf, rgba, "PNG is lossless");
     }
 }

@@ -4,8 +4,8 @@ use bytes::Bytes;
 use framecast_stream::protocol::ViewerEvent;
 use framecast_stream::protocol::{client, BinaryHeader, CAP_H264_ANNEXB, CAP_JPEG, CAP_PNG};
 use framecast_stream::session::{
-    Action, EncodeJob, EncodedFrame, FrameInfo, GroupKind, ImageFormat, ResizePolicy,
-    SessionConfig, StreamCore, TransportPolicy, ViewerId,
+    Action, EncodeFailure, EncodeJob, EncodedFrame, FrameInfo, GroupKind, ImageFormat,
+    ResizePolicy, SessionConfig, StreamCore, TransportPolicy, ViewerId,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -79,21 +79,18 @@ impl Sim {
                         self.jobs.push(job.clone());
                         self.pending.push(job);
                     }
-                    Action::SendPayload {
-                        viewer,
-                        header,
-                        payload,
-                    } => {
-                        let s = match header {
+                    Action::SendPayload { viewer, seq, chunk } => {
+                        let payload = chunk.payload.clone();
+                        let s = match chunk.header.clone() {
                             BinaryHeader::VideoChunk(h) => Sent {
-                                seq: h.seq,
+                                seq,
                                 keyframe: h.keyframe,
                                 frame_ts: h.timestamp_us,
                                 payload,
                                 mime: None,
                             },
                             BinaryHeader::ImageFrame(h) => Sent {
-                                seq: h.seq,
+                                seq,
                                 keyframe: true,
                                 frame_ts: h.timestamp_us,
                                 payload,
@@ -108,7 +105,6 @@ impl Sim {
                     Action::Close { viewer, code, .. } => self.closed.push((viewer, code)),
                     Action::Event(e) => self.events.push(e.event),
                     Action::CloseGroup(g) => self.closed_groups.push(g),
-                    Action::TargetSize { width, height } => self.targets.push((width, height)),
                     _ => {}
                 }
             }
@@ -182,6 +178,11 @@ impl Sim {
         self.now += d;
         self.core.handle_timeout(self.now);
         self.drain();
+        if let Some(t) = self.core.target_size() {
+            if self.targets.last() != Some(&t) {
+                self.targets.push(t);
+            }
+        }
     }
 
     fn text(&mut self, id: ViewerId, t: &str) {
@@ -244,12 +245,124 @@ fn inflight_limit_drops_before_encode_and_latest_wins() {
     let m = s.core.metrics(s.now);
     assert_eq!(m.viewers[0].frames_dropped, 3);
     assert_eq!(m.viewers[0].inflight, 2);
-    // An ack frees a slot: the newest frame (5) goes out at once, as a keyframe after the drop.
+    // An ack frees a slot: the newest frame (5) goes out at once. Frames 3 and 4 were
+    // encoded for nobody, so nothing the viewer decodes refers to them: a delta will do.
     s.text(1, &client::ack(0, 0));
     assert_eq!(s.jobs.len(), 3);
     assert_eq!(s.jobs[2].frame.id, 5, "latest frame wins");
-    assert!(s.jobs[2].force_keyframe, "keyframe after a drop");
-    assert!(s.sent(1)[2].keyframe);
+    assert!(
+        !s.jobs[2].force_keyframe,
+        "no keyframe for frames nobody got"
+    );
+    assert!(!s.sent(1)[2].keyframe);
+    assert_eq!(s.core.metrics(s.now).viewers[0].recoveries, 0);
+}
+
+/// The keyframe spiral (hardening issue, item 0): a lone viewer on a link slower than the
+/// stream. Its acks come back late, so most frames find its in-flight window full; none of
+/// them was encoded for anyone, so after the first keyframe every frame is a delta.
+#[test]
+fn a_lone_viewer_on_a_slow_link_gets_deltas_not_keyframes() {
+    let mut s = Sim::default();
+    s.add(1, video());
+    // 10 s at 30 fps; each frame takes 90 ms to reach the viewer and be displayed.
+    let mut in_transit: Vec<(Duration, u64)> = Vec::new();
+    for _ in 0..300 {
+        s.publish();
+        let sent = s.sent(1).len();
+        if let Some(last) = s.sent(1).last() {
+            if in_transit.last().is_none_or(|&(_, seq)| seq != last.seq) && sent > 0 {
+                in_transit.push((s.now + 90 * MS, last.seq));
+            }
+        }
+        for _ in 0..33 {
+            s.advance(MS);
+            while in_transit.first().is_some_and(|&(at, _)| at <= s.now) {
+                let (_, seq) = in_transit.remove(0);
+                s.text(1, &client::ack(seq, 0));
+                if let Some(last) = s.sent(1).last() {
+                    if last.seq > seq && in_transit.iter().all(|&(_, q)| q != last.seq) {
+                        in_transit.push((s.now + 90 * MS, last.seq));
+                    }
+                }
+            }
+        }
+    }
+    let sent = s.sent(1);
+    let keyframes = sent.iter().filter(|f| f.keyframe).count();
+    assert!(sent.len() > 150, "the viewer got {} frames", sent.len());
+    assert_eq!(keyframes, 1, "only the first frame is a keyframe");
+    let m = s.core.metrics(s.now);
+    assert!(m.viewers[0].frames_dropped > 50, "{:?}", m.viewers[0]);
+    assert_eq!(m.viewers[0].recoveries, 0);
+}
+
+/// Two viewers share an encoder; one is behind. Only it loses sync, and its recovery
+/// keyframes are spaced so the viewer in sync gets deltas in between.
+#[test]
+fn a_lagging_viewer_costs_the_group_at_most_one_keyframe_per_recovery_interval() {
+    let mut s = Sim::default(); // recovery_interval 500 ms
+    s.add(1, video());
+    s.add(2, video());
+    for i in 0..90u64 {
+        s.publish();
+        s.ack_all(1);
+        // Viewer 2 acks only every third frame time: it falls behind again and again.
+        if i % 3 == 0 {
+            s.ack_all(2);
+        }
+        s.advance(33 * MS);
+    }
+    let keys1 = s.sent(1).iter().filter(|f| f.keyframe).count();
+    // Three seconds: the join keyframe and at most one recovery per 500 ms.
+    assert!(keys1 <= 1 + 6, "viewer 1 got {keys1} keyframes");
+    assert!(
+        s.sent(1).len() >= 89,
+        "viewer 1 got {} frames",
+        s.sent(1).len()
+    );
+    let m = s.core.metrics(s.now);
+    assert_eq!(m.viewers[0].recoveries, 0, "viewer 1 never lost sync");
+    assert!(m.viewers[1].recoveries > 0);
+    // Viewer 2 only ever got what it could decode: a keyframe after each loss.
+    let mut synced = false;
+    for f in s.sent(2) {
+        assert!(synced || f.keyframe, "a delta reached viewer 2 out of sync");
+        synced = true;
+    }
+}
+
+/// A viewer that lost sync while the publisher went idle is still recovered (the latest
+/// frame goes again as a keyframe once the interval allows it).
+#[test]
+fn recovery_happens_even_when_the_publisher_is_idle() {
+    let mut s = Sim::default();
+    s.add(1, video());
+    s.add(2, video());
+    s.publish();
+    s.ack_all(1);
+    s.ack_all(2);
+    s.advance(100 * MS);
+    s.publish();
+    s.ack_all(1);
+    s.text(2, &client::request_keyframe("decode error"));
+    let jobs = s.jobs.len();
+    assert!(!s.jobs.last().unwrap().force_keyframe);
+    assert_eq!(
+        s.core.poll_timeout(),
+        Some(500 * MS),
+        "due 500 ms after the last keyframe"
+    );
+    s.advance(300 * MS);
+    assert_eq!(s.jobs.len(), jobs, "held back by the recovery interval");
+    s.advance(100 * MS);
+    assert_eq!(s.jobs.len(), jobs + 1);
+    let job = s.jobs.last().unwrap();
+    assert!(job.force_keyframe && job.frame.id == 2, "{job:?}");
+    assert!(s.sent(2).last().unwrap().keyframe);
+    s.ack_all(1);
+    s.ack_all(2);
+    assert_eq!(s.core.poll_timeout(), None, "nothing left to do");
 }
 
 #[test]
@@ -326,7 +439,7 @@ fn encoder_rebuild_on_resize_and_reconfigure() {
     s.publish();
     assert!(!s.jobs[2].force_keyframe);
     s.ack_all(1);
-    let mut settings = s.core.config().encoder.clone();
+    let mut settings = (*s.core.config().encoder).clone();
     settings.bitrate = 2_000_000;
     let n_texts = s.texts[&1].len();
     s.core.reconfigure(settings, TransportPolicy::Auto, s.now);
@@ -349,7 +462,7 @@ fn encoder_rebuild_on_resize_and_reconfigure() {
     assert_eq!(job.settings.bitrate, 2_000_000);
     // Live transport switch: video viewer → image transport.
     s.ack_all(1);
-    let settings = s.core.config().encoder.clone();
+    let settings = (*s.core.config().encoder).clone();
     let n_texts = s.texts[&1].len();
     s.core.reconfigure(settings, TransportPolicy::Image, s.now);
     s.drain();
@@ -628,8 +741,12 @@ fn encode_failure_forces_a_keyframe_next() {
     s.add(1, video());
     s.publish();
     let job = s.pending.pop().unwrap();
-    s.core
-        .encode_done(job.group, job.job, Err("boom".into()), s.now);
+    s.core.encode_done(
+        job.group,
+        job.job,
+        Err(EncodeFailure::Encode("boom".into())),
+        s.now,
+    );
     s.drain();
     assert!(s.sent(1).is_empty());
     s.publish();

@@ -1,8 +1,6 @@
 //! Owned, tightly packed frames.
 
-use framecast_core::{Frame, FrameError, PixelFormat};
-
-use crate::IoError;
+use crate::{Frame, FrameError, PixelFormat, MAX_DIMENSION};
 
 /// Bytes one tightly packed frame of `format` at `width x height` occupies.
 ///
@@ -46,18 +44,20 @@ impl OwnedFrame {
         width: u32,
         height: u32,
         data: Vec<u8>,
-    ) -> Result<Self, IoError> {
+    ) -> Result<Self, FrameError> {
         let expected = frame_len(format, width, height).ok_or(FrameError::TooLarge {
             width,
             height,
-            max: framecast_core::MAX_DIMENSION,
+            max: MAX_DIMENSION,
         })?;
         if data.len() != expected {
-            return Err(IoError::InvalidArgument(format!(
-                "a tightly packed {width}x{height} {} frame is {expected} bytes, but {} were given",
-                format.name(),
-                data.len()
-            )));
+            return Err(FrameError::PackedLength {
+                format: format.name(),
+                width,
+                height,
+                expected,
+                len: data.len(),
+            });
         }
         let stride = match format.bytes_per_pixel() {
             Some(bpp) => width as usize * bpp,
@@ -75,19 +75,15 @@ impl OwnedFrame {
     }
 
     /// A frame of `format` filled with zero bytes (for YUV: Y=0, chroma 0; overwrite it).
-    pub fn zeroed(format: PixelFormat, width: u32, height: u32) -> Result<Self, IoError> {
-        if width == 0
-            || height == 0
-            || width > framecast_core::MAX_DIMENSION
-            || height > framecast_core::MAX_DIMENSION
-        {
+    pub fn zeroed(format: PixelFormat, width: u32, height: u32) -> Result<Self, FrameError> {
+        if width == 0 || height == 0 || width > MAX_DIMENSION || height > MAX_DIMENSION {
             // Reject before allocating; framecast-core produces its usual message.
             Frame::rgba8(&[], width, height, 0)?;
         }
         let len = frame_len(format, width, height).ok_or(FrameError::TooLarge {
             width,
             height,
-            max: framecast_core::MAX_DIMENSION,
+            max: MAX_DIMENSION,
         })?;
         Self::new(format, width, height, vec![0; len])
     }
@@ -112,10 +108,6 @@ impl OwnedFrame {
                 let (u, v) = c.split_at(csize.min(c.len()));
                 Frame::i420(y, w as usize, u, cw, v, cw, w, h)
             }
-            other => Err(FrameError::Conversion(format!(
-                "pixel format {} is not supported by OwnedFrame",
-                other.name()
-            ))),
         }
     }
 
@@ -149,6 +141,36 @@ impl OwnedFrame {
     pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.data
     }
+    /// Copy any valid frame view into a new tightly packed frame (rows are repacked, so a
+    /// strided view of a larger buffer becomes a compact frame).
+    pub fn copy_from(frame: &Frame<'_>) -> Result<Self, FrameError> {
+        let mut owned = Self::zeroed(frame.format(), frame.width(), frame.height())?;
+        owned.copy_rows_from(frame)?;
+        Ok(owned)
+    }
+
+    /// Overwrite this frame's pixels with `frame`'s (same format and size; rows repacked).
+    pub fn copy_rows_from(&mut self, frame: &Frame<'_>) -> Result<(), FrameError> {
+        if (frame.format(), frame.width(), frame.height()) != (self.format, self.width, self.height)
+        {
+            return Err(FrameError::SizeMismatch {
+                frame_width: frame.width(),
+                frame_height: frame.height(),
+                image_width: self.width,
+                image_height: self.height,
+            });
+        }
+        let mut at = 0;
+        for (plane, stride, row_bytes, rows) in frame.plane_rows() {
+            for r in 0..rows {
+                let row = &plane[r * stride..r * stride + row_bytes];
+                self.data[at..at + row_bytes].copy_from_slice(row);
+                at += row_bytes;
+            }
+        }
+        Ok(())
+    }
+
     /// The pixel bytes, consuming the frame.
     pub fn into_data(self) -> Vec<u8> {
         self.data

@@ -1,0 +1,87 @@
+//! An encoder group: the viewers that share one encoder and one bitstream, and the one job
+//! that may be running for them.
+
+use super::config::GroupKind;
+use super::viewer::ema;
+use super::window::SampleRing;
+use super::{FrameInfo, ViewerId};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug)]
+pub(super) struct Job {
+    pub id: u64,
+    pub frame: FrameInfo,
+    pub recipients: Vec<ViewerId>,
+}
+
+#[derive(Debug)]
+pub(super) struct Group {
+    pub kind: GroupKind,
+    pub job_counter: u64,
+    pub busy: Option<Job>,
+    /// Last frame id submitted for encoding.
+    pub last_submitted: Option<u64>,
+    /// The frame the last still (or recovery re-send) was made of.
+    pub resent: Option<u64>,
+    /// The next job must be an IDR whatever the viewers need (a join, a rebuild, a failure).
+    pub force_keyframe: bool,
+    pub size: Option<(u32, u32)>,
+    pub codec: Option<Arc<str>>,
+    pub frames_encoded: u64,
+    pub keyframes_encoded: u64,
+    pub last_keyframe_at: Option<Duration>,
+    pub encode_ms: Option<f64>,
+    pub encode_ms_recent: SampleRing,
+    pub failures: u64,
+}
+
+impl Group {
+    pub fn new(kind: GroupKind) -> Self {
+        Group {
+            kind,
+            job_counter: 0,
+            busy: None,
+            last_submitted: None,
+            resent: None,
+            force_keyframe: true,
+            size: None,
+            codec: None,
+            frames_encoded: 0,
+            keyframes_encoded: 0,
+            last_keyframe_at: None,
+            encode_ms: None,
+            encode_ms_recent: SampleRing::default(),
+            failures: 0,
+        }
+    }
+
+    /// Start a job: returns its number.
+    pub fn start(&mut self, frame: FrameInfo, recipients: Vec<ViewerId>) -> u64 {
+        self.job_counter += 1;
+        self.busy = Some(Job {
+            id: self.job_counter,
+            frame,
+            recipients,
+        });
+        self.job_counter
+    }
+
+    /// When a keyframe forced to recover one viewer may go out next (see
+    /// [`super::SessionConfig::recovery_interval`]).
+    pub fn recovery_due_at(&self, interval: Duration) -> Duration {
+        self.last_keyframe_at
+            .map_or(Duration::ZERO, |t| t.saturating_add(interval))
+    }
+
+    /// Account for one finished encode.
+    pub fn encoded(&mut self, keyframe: bool, encode_ms: f64, now: Duration) {
+        self.frames_encoded += 1;
+        self.encode_ms = Some(ema(self.encode_ms, encode_ms));
+        self.encode_ms_recent.push(encode_ms);
+        if keyframe {
+            self.keyframes_encoded += 1;
+            self.last_keyframe_at = Some(now);
+        }
+    }
+}

@@ -1,0 +1,1011 @@
+//! The per-stream, per-viewer delivery state machine: sans-IO, time passed in, actions out.
+//!
+//! [`StreamCore`] holds every viewer of one stream and the *encoder groups* they share. It
+//! never touches a socket, a thread or a clock: the shell feeds it what happened
+//! ([`StreamCore::publish`], [`StreamCore::add_viewer`], [`StreamCore::handle_text`],
+//! [`StreamCore::encode_done`], [`StreamCore::handle_timeout`], ...) with `now` (a
+//! [`Duration`] since any fixed origin), drains [`Action`]s with [`StreamCore::poll_action`]
+//! and carries them out (encode a frame, send a message, close a connection, deliver an input
+//! event), then sleeps until [`StreamCore::poll_timeout`] or the next input (str0m's
+//! `poll_output` / `Output::Timeout`). The tests drive it in simulated time.
+//!
+//! # Delivery rules (pdum.rfb 0.3, extended to shared encoders)
+//!
+//! * Viewers that negotiate the same transport share one encoder group: one encode per
+//!   published frame, one payload for all of them (each gets its own `seq` header).
+//! * **Drop before encode / latest wins.** A viewer is *ready* while it has fewer than
+//!   `max_inflight` sent-but-not-displayed frames. A group encodes the latest published frame
+//!   for its ready viewers; if none is ready, nothing is encoded. One encode runs per group at
+//!   a time; frames published meanwhile are superseded by the newest. An ack, a backstop or a
+//!   decoder reset that frees a slot re-runs the scheduler, so the newest frame goes out as
+//!   soon as someone can take it.
+//! * **Keyframes follow the reference chain.** A frame that was encoded for nobody breaks
+//!   nobody's chain: the next frame is a delta. Only a viewer that *misses a frame its group
+//!   encoded* (it was not ready, or its queue was full) loses sync and needs a keyframe; so do
+//!   a new viewer, one that sends `request_keyframe` or `decoder_reset`, and one whose
+//!   backstop fired. (pdum.rfb 0.3 marks every skipped viewer, so on a link slower than the
+//!   stream every frame becomes a keyframe, each keyframe is slower to send, and the stream
+//!   collapses; this core does not.)
+//! * **Only the viewer that lost sync pays.** Its keyframe goes out at once when nobody else
+//!   in the group would pay for it (every ready viewer needs one: a lone viewer, say). When
+//!   other viewers are in sync, recovery keyframes are spaced by `recovery_interval`; the
+//!   viewer waits (skipping deltas it cannot decode) until then or the encoder's own cadence
+//!   (GOP = fps), even when the publisher is idle. Joins and encoder rebuilds (frame size
+//!   change, [`StreamCore::reconfigure`]) force a keyframe for the group at once.
+//! * **Acks** mean *displayed*; an ack for `seq` also retires older in-flight entries (display
+//!   is in order). RTT = send → displayed ack.
+//! * **Backstop**: if a viewer's oldest in-flight frame is older than `inflight_timeout`
+//!   (2 s), its in-flight set is cleared and it needs a keyframe.
+//! * **Still after settle**: after `still_after` without a publish, the latest frame is sent
+//!   once more to the group's ready viewers as a lossless PNG (image groups) or a forced IDR
+//!   (video groups).
+//! * **Stats**: with `stats_interval`, a `stats` message piggybacks on ack handling. Rates
+//!   are kept in fixed-size windows whether stats are on or off.
+
+mod admission;
+mod config;
+mod group;
+mod metrics;
+mod viewer;
+mod window;
+
+pub use admission::{token_matches, Admission};
+pub use config::{
+    select_transport, target_dims, EncoderSettings, GroupKind, ImageFormat, ResizePolicy,
+    SessionConfig, TransportPolicy, UnknownTransport,
+};
+pub use metrics::{GroupMetrics, StreamMetrics, StreamSnapshot, ViewerMetrics};
+pub use window::{RateWindow, SampleRing};
+
+use crate::protocol::{
+    self, close, BinaryHeader, ClientMessage, EnvelopeTemplate, ImageFrameHeader, ServerMessage,
+    StatsMessage, VideoChunkHeader, ViewerEvent, WireTransport,
+};
+use bytes::Bytes;
+use group::Group;
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use viewer::Viewer;
+
+/// Identifies one connected viewer within a stream.
+pub type ViewerId = u64;
+/// Identifies one encoder group (unique for the life of the stream; a rebuilt group gets a
+/// new id).
+pub type GroupId = u64;
+
+/// A published frame, as the core sees it (the pixels stay with the shell).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// Increasing publish counter (superseded frames leave gaps).
+    pub id: u64,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Publish time, µs since the display started.
+    pub timestamp_us: u64,
+}
+
+/// What an encoder group returns for one job.
+#[derive(Debug, Clone)]
+pub struct EncodedFrame {
+    /// The payload (Annex B access unit or image file), shared by all recipients.
+    pub data: Bytes,
+    /// IDR (always true for images).
+    pub keyframe: bool,
+    /// Codec string (video).
+    pub codec: Option<Arc<str>>,
+    /// MIME type (images).
+    pub mime: Option<&'static str>,
+    /// Encoded size.
+    pub width: u32,
+    /// Encoded size.
+    pub height: u32,
+    /// Time spent converting and encoding.
+    pub encode_ms: f64,
+}
+
+/// Why an encode job produced nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeFailure {
+    /// The encoder could not be created for this size and backend.
+    #[error("cannot create the {backend} encoder at {width}x{height}: {message}")]
+    Create {
+        /// Backend name.
+        backend: String,
+        /// Frame size.
+        width: u32,
+        /// Frame size.
+        height: u32,
+        /// What the backend said.
+        message: String,
+    },
+    /// The backend failed on this frame.
+    #[error("encode failed: {0}")]
+    Encode(String),
+    /// The backend accepted the frame and returned no packet for it.
+    #[error("the encoder returned no packet for the frame")]
+    NoPacket,
+    /// The image encoder failed.
+    #[error("{format} encode of {width}x{height} failed: {message}")]
+    Image {
+        /// `JPEG` or `PNG`.
+        format: &'static str,
+        /// Frame size.
+        width: u32,
+        /// Frame size.
+        height: u32,
+        /// What the encoder said.
+        message: String,
+    },
+    /// The group's encoder thread could not start or has ended.
+    #[error("encoder thread unavailable: {0}")]
+    Thread(String),
+}
+
+/// An encode request for the shell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodeJob {
+    /// The group (create its encoder on first sight).
+    pub group: GroupId,
+    /// What the group produces.
+    pub kind: GroupKind,
+    /// Settings for creating or rebuilding the encoder.
+    pub settings: Arc<EncoderSettings>,
+    /// Job number within the group.
+    pub job: u64,
+    /// The frame to encode (always the latest published).
+    pub frame: FrameInfo,
+    /// Encode as an IDR.
+    pub force_keyframe: bool,
+    /// A still: PNG for image groups, forced IDR for video.
+    pub still: bool,
+}
+
+/// An input event from a viewer, as delivered to the application.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InputEvent {
+    /// The viewer it came from.
+    pub viewer: ViewerId,
+    /// What happened (coordinates in frame pixels).
+    pub event: ViewerEvent,
+    /// When the server received it, µs since the display started.
+    pub received_us: u64,
+}
+
+/// Something the shell must do.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Action {
+    /// Encode `job.frame` in `job.group`'s encoder and report with [`StreamCore::encode_done`].
+    Encode(EncodeJob),
+    /// The group is gone: stop its encoder (a pending job's result will be ignored).
+    CloseGroup(GroupId),
+    /// Send a text control message.
+    SendText {
+        /// To whom.
+        viewer: ViewerId,
+        /// The JSON.
+        text: String,
+    },
+    /// Send a binary payload: `chunk.envelope(seq)` (one header and payload shared by every
+    /// recipient of the encode; only `seq` is this viewer's).
+    SendPayload {
+        /// To whom.
+        viewer: ViewerId,
+        /// This viewer's sequence number for the payload.
+        seq: u64,
+        /// The header template and the shared payload bytes.
+        chunk: Arc<EnvelopeTemplate>,
+    },
+    /// Close the connection (the viewer is already forgotten).
+    Close {
+        /// Whom.
+        viewer: ViewerId,
+        /// Close code.
+        code: u16,
+        /// Reason text.
+        reason: String,
+    },
+    /// Deliver an input event to the application.
+    Event(InputEvent),
+}
+
+/// Why a viewer could not be added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Close code.
+    pub code: u16,
+    /// Reason text.
+    pub reason: String,
+}
+
+/// Why [`StreamCore::schedule`] runs: a publish counts viewers that cannot take the frame as
+/// having dropped it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    Publish,
+    Other,
+}
+
+/// The sans-IO state of one stream: its viewers and encoder groups.
+#[derive(Debug)]
+pub struct StreamCore {
+    config: SessionConfig,
+    initial_size: (u32, u32),
+    viewers: BTreeMap<ViewerId, Viewer>,
+    groups: BTreeMap<GroupId, Group>,
+    next_group: GroupId,
+    latest: Option<FrameInfo>,
+    last_publish_at: Option<Duration>,
+    actions: VecDeque<Action>,
+    pending_target: Option<((u32, u32), Duration)>,
+    target: Option<(u32, u32)>,
+}
+
+impl StreamCore {
+    /// A stream with no viewers and no frame yet.
+    pub fn new(config: SessionConfig) -> Self {
+        Self::with_size(config, (0, 0))
+    }
+
+    /// A stream whose size, until the first publish, is `initial_size` (the size the
+    /// application announced).
+    pub fn with_size(config: SessionConfig, initial_size: (u32, u32)) -> Self {
+        StreamCore {
+            config,
+            initial_size,
+            viewers: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            next_group: 1,
+            latest: None,
+            last_publish_at: None,
+            actions: VecDeque::new(),
+            pending_target: None,
+            target: None,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Number of connected viewers.
+    pub fn viewer_count(&self) -> usize {
+        self.viewers.len()
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The latest published frame.
+    pub fn latest(&self) -> Option<FrameInfo> {
+        self.latest
+    }
+
+    /// `match_client` target size, once known.
+    pub fn target_size(&self) -> Option<(u32, u32)> {
+        self.target
+    }
+
+    /// What other threads may read: size, target, settings, viewer count.
+    pub fn snapshot(&self) -> StreamSnapshot {
+        let (width, height) = self.frame_size();
+        StreamSnapshot {
+            width,
+            height,
+            target: self.target,
+            encoder: self.config.encoder.clone(),
+            transports: self.config.transports,
+            viewers: self.viewers.len(),
+            frames_published: self.latest.map_or(0, |f| f.id),
+        }
+    }
+
+    /// When [`StreamCore::handle_timeout`] has work next, if ever. The shell sleeps until
+    /// then (or the next input); calling `handle_timeout` earlier or more often is harmless.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        let mut next: Option<Duration> = None;
+        let mut at = |t: Duration| next = Some(next.map_or(t, |n| n.min(t)));
+        for v in self.viewers.values() {
+            if let Some(oldest) = v.inflight.front() {
+                at(oldest.sent_at.saturating_add(self.config.inflight_timeout));
+            }
+        }
+        if let (Some(still_after), Some(published), Some(frame)) =
+            (self.config.still_after, self.last_publish_at, self.latest)
+        {
+            if self.groups.values().any(|g| g.resent != Some(frame.id)) {
+                at(published.saturating_add(still_after));
+            }
+        }
+        if let (Some((_, since)), ResizePolicy::MatchClient { debounce, .. }) =
+            (self.pending_target, self.config.resize)
+        {
+            at(since.saturating_add(debounce));
+        }
+        for (&id, g) in &self.groups {
+            if self.recovery_waiting(id, g) {
+                at(self.idle_recovery_at(g));
+            }
+        }
+        next
+    }
+
+    fn frame_size(&self) -> (u32, u32) {
+        self.latest
+            .map(|f| (f.width, f.height))
+            .unwrap_or(self.initial_size)
+    }
+
+    fn group_for(&mut self, kind: GroupKind) -> GroupId {
+        if let Some((&id, _)) = self.groups.iter().find(|(_, g)| g.kind == kind) {
+            return id;
+        }
+        let id = self.next_group;
+        self.next_group += 1;
+        self.groups.insert(id, Group::new(kind));
+        id
+    }
+
+    fn members(&self, group: GroupId) -> impl Iterator<Item = (ViewerId, &Viewer)> {
+        self.viewers
+            .iter()
+            .filter(move |(_, v)| v.group == group)
+            .map(|(&id, v)| (id, v))
+    }
+
+    fn config_text(&self, kind: GroupKind, codec: Option<&str>) -> String {
+        let (width, height) = self.frame_size();
+        let (transport, codec, backend) = match kind {
+            GroupKind::Video => (
+                WireTransport::Webcodecs,
+                Some(codec.unwrap_or(protocol::DEFAULT_H264_CODEC).to_owned()),
+                self.config.encoder.backend.clone(),
+            ),
+            GroupKind::Image(format) => (WireTransport::Image, None, format.name().to_owned()),
+        };
+        protocol::to_wire_string(&ServerMessage::Config {
+            transport,
+            width,
+            height,
+            coords: protocol::COORDS_FRAME_PIXELS.into(),
+            codec,
+            pixel_ratio: self.config.pixel_ratio,
+            color: self.config.color.clone(),
+            backend: Some(backend),
+        })
+    }
+
+    /// A viewer said `hello` (and passed authentication): negotiate, send `config`, join or
+    /// create its encoder group. The first payload it gets is a keyframe. Refused with 1013
+    /// when the stream already has `max_viewers`, 1003 when no transport matches.
+    pub fn add_viewer(
+        &mut self,
+        id: ViewerId,
+        supported: Vec<String>,
+        now: Duration,
+    ) -> Result<(), Rejection> {
+        if self.viewers.len() >= self.config.max_viewers {
+            return Err(Rejection {
+                code: close::STREAM_FULL,
+                reason: close::STREAM_FULL_REASON.into(),
+            });
+        }
+        let Some(kind) = select_transport(
+            &supported,
+            self.config.transports,
+            self.config.video_available,
+            self.config.image_format,
+        ) else {
+            return Err(Rejection {
+                code: close::NO_TRANSPORT,
+                reason: close::NO_TRANSPORT_REASON.into(),
+            });
+        };
+        let group = self.group_for(kind);
+        // Everyone in the group decodes one bitstream: a newcomer's first keyframe is the
+        // group's next frame.
+        let g = self.groups.get_mut(&group).expect("just found or made");
+        g.force_keyframe = true;
+        let codec = g.codec.clone();
+        let viewer = Viewer::new(supported, group, self.config.max_events_per_second, now);
+        self.viewers.insert(id, viewer);
+        let text = self.config_text(kind, codec.as_deref());
+        self.actions
+            .push_back(Action::SendText { viewer: id, text });
+        self.schedule(group, now, Trigger::Other);
+        Ok(())
+    }
+
+    /// A viewer disconnected. Its group is closed when it was the last one.
+    pub fn remove_viewer(&mut self, id: ViewerId) {
+        if let Some(v) = self.viewers.remove(&id) {
+            self.close_group_if_empty(v.group);
+        }
+    }
+
+    fn close_group_if_empty(&mut self, group: GroupId) {
+        if self.members(group).next().is_none() && self.groups.remove(&group).is_some() {
+            self.actions.push_back(Action::CloseGroup(group));
+        }
+    }
+
+    /// A frame was published.
+    pub fn publish(&mut self, frame: FrameInfo, now: Duration) {
+        self.latest = Some(frame);
+        self.last_publish_at = Some(now);
+        let groups: Vec<GroupId> = self.groups.keys().copied().collect();
+        for g in groups {
+            self.schedule(g, now, Trigger::Publish);
+        }
+    }
+
+    /// Start an encode of the latest frame for `group` if it is idle, has not encoded that
+    /// frame yet and has a ready viewer.
+    fn schedule(&mut self, group: GroupId, now: Duration, trigger: Trigger) {
+        let Some(frame) = self.latest else { return };
+        let Some(g) = self.groups.get(&group) else {
+            return;
+        };
+        if g.busy.is_some() || g.last_submitted == Some(frame.id) {
+            return;
+        }
+        let max = self.config.max_inflight;
+        let video = g.kind == GroupKind::Video;
+        let mut ready = Vec::new();
+        let mut waiting = Vec::new();
+        for (id, v) in self.members(group) {
+            if v.ready(max) {
+                ready.push(id);
+            } else {
+                waiting.push(id);
+            }
+        }
+        if ready.is_empty() {
+            // Encoded for nobody: nobody's reference chain breaks, so nobody needs a keyframe.
+            if trigger == Trigger::Publish {
+                for id in waiting {
+                    self.viewer_mut(id).count_drop(frame.id);
+                }
+            }
+            return;
+        }
+        // The others miss a frame their group's bitstream will reference: they lose sync.
+        for &id in &waiting {
+            let v = self.viewer_mut(id);
+            v.count_drop(frame.id);
+            if video {
+                v.lose_sync();
+            }
+        }
+        let force = self.group_must_key(group, &ready, now);
+        self.start_job(group, frame, ready, force, false);
+    }
+
+    /// Whether the next job for `ready` must be an IDR: the group says so, or a viewer needs
+    /// recovery and either nobody else would pay for it or the recovery interval has passed.
+    fn group_must_key(&self, group: GroupId, ready: &[ViewerId], now: Duration) -> bool {
+        let g = &self.groups[&group];
+        let needs = |id: &ViewerId| self.viewers[id].needs_keyframe;
+        let in_sync = self.members(group).any(|(_, v)| !v.needs_keyframe);
+        g.force_keyframe
+            || (ready.iter().any(needs)
+                && (!in_sync || now >= g.recovery_due_at(self.config.recovery_interval)))
+    }
+
+    /// A ready viewer is waiting for a recovery keyframe that the interval holds back, and
+    /// the latest frame has already been encoded (so no publish will carry it).
+    fn recovery_waiting(&self, id: GroupId, g: &Group) -> bool {
+        g.kind == GroupKind::Video
+            && g.busy.is_none()
+            && self.latest.is_some_and(|f| g.last_submitted == Some(f.id))
+            && self
+                .members(id)
+                .any(|(_, v)| v.needs_keyframe && v.ready(self.config.max_inflight))
+    }
+
+    /// When a waiting recovery is served by re-sending the latest frame: once the interval
+    /// allows it and the publisher has been quiet for two frame times (an active publisher's
+    /// next frame carries it sooner, without encoding a picture twice).
+    fn idle_recovery_at(&self, g: &Group) -> Duration {
+        let quiet = Duration::from_secs_f64(2.0 / self.config.encoder.fps.max(1.0));
+        let idle_since = self
+            .last_publish_at
+            .unwrap_or_default()
+            .saturating_add(quiet);
+        g.recovery_due_at(self.config.recovery_interval)
+            .max(idle_since)
+    }
+
+    fn viewer_mut(&mut self, id: ViewerId) -> &mut Viewer {
+        self.viewers
+            .get_mut(&id)
+            .expect("member ids come from the map")
+    }
+
+    fn start_job(
+        &mut self,
+        group: GroupId,
+        frame: FrameInfo,
+        recipients: Vec<ViewerId>,
+        force_keyframe: bool,
+        still: bool,
+    ) {
+        let resized = self.groups[&group].size != Some((frame.width, frame.height));
+        if resized && self.groups[&group].size.is_some() {
+            // Encoder rebuild: everyone learns the new size and gets a keyframe.
+            let g = &self.groups[&group];
+            let text = self.config_text(g.kind, g.codec.as_deref());
+            let members: Vec<ViewerId> = self.members(group).map(|(id, _)| id).collect();
+            for viewer in members {
+                self.actions.push_back(Action::SendText {
+                    viewer,
+                    text: text.clone(),
+                });
+            }
+        }
+        let settings = self.config.encoder.clone();
+        let g = self.groups.get_mut(&group).expect("caller checked");
+        g.size = Some((frame.width, frame.height));
+        g.force_keyframe = false;
+        g.last_submitted = Some(frame.id);
+        let job = g.start(frame, recipients);
+        self.actions.push_back(Action::Encode(EncodeJob {
+            group,
+            kind: g.kind,
+            settings,
+            job,
+            frame,
+            force_keyframe: force_keyframe || resized,
+            still,
+        }));
+    }
+
+    /// The shell finished (or failed) a job.
+    pub fn encode_done(
+        &mut self,
+        group: GroupId,
+        job: u64,
+        result: Result<EncodedFrame, EncodeFailure>,
+        now: Duration,
+    ) {
+        let Some(g) = self.groups.get_mut(&group) else {
+            return;
+        };
+        let Some(done) = g.busy.take_if(|j| j.id == job) else {
+            return;
+        };
+        let encoded = match result {
+            Ok(e) => e,
+            Err(error) => {
+                g.failures += 1;
+                g.force_keyframe = true;
+                tracing::warn!(group, job, %error, "encode failed; the next frame is a keyframe");
+                for id in &done.recipients {
+                    if let Some(v) = self.viewers.get_mut(id) {
+                        v.count_drop(done.frame.id);
+                        v.lose_sync();
+                    }
+                }
+                self.schedule(group, now, Trigger::Other);
+                return;
+            }
+        };
+        let kind = g.kind;
+        let keyframe = encoded.keyframe || matches!(kind, GroupKind::Image(_));
+        g.encoded(keyframe, encoded.encode_ms, now);
+        if encoded.codec.is_some() {
+            g.codec.clone_from(&encoded.codec);
+        }
+        let chunk = Arc::new(EnvelopeTemplate::new(
+            self.header(kind, &done.frame, &encoded, keyframe),
+            encoded.data,
+        ));
+        let bytes = chunk.payload.len();
+        for &id in &done.recipients {
+            let Some(v) = self.viewers.get_mut(&id) else {
+                continue;
+            };
+            if v.group != group {
+                continue;
+            }
+            if v.needs_keyframe && !keyframe {
+                // It cannot decode a delta: it waits for its recovery keyframe.
+                v.count_drop(done.frame.id);
+                continue;
+            }
+            let seq = v.sent(bytes, keyframe, now);
+            self.actions.push_back(Action::SendPayload {
+                viewer: id,
+                seq,
+                chunk: chunk.clone(),
+            });
+        }
+        self.schedule(group, now, Trigger::Other);
+    }
+
+    fn header(
+        &self,
+        kind: GroupKind,
+        frame: &FrameInfo,
+        encoded: &EncodedFrame,
+        keyframe: bool,
+    ) -> BinaryHeader {
+        match kind {
+            GroupKind::Video => BinaryHeader::VideoChunk(VideoChunkHeader {
+                seq: 0,
+                timestamp_us: frame.timestamp_us,
+                width: encoded.width,
+                height: encoded.height,
+                codec: encoded
+                    .codec
+                    .as_deref()
+                    .unwrap_or(protocol::DEFAULT_H264_CODEC)
+                    .into(),
+                bitstream: "annexb".into(),
+                keyframe,
+                duration_us: Some((1e6 / self.config.encoder.fps) as u64),
+                pixel_ratio: self.config.pixel_ratio,
+                color: self.config.color.clone(),
+            }),
+            GroupKind::Image(fmt) => BinaryHeader::ImageFrame(ImageFrameHeader {
+                seq: 0,
+                timestamp_us: frame.timestamp_us,
+                width: encoded.width,
+                height: encoded.height,
+                mime: encoded.mime.unwrap_or(fmt.mime()).into(),
+                pixel_ratio: self.config.pixel_ratio,
+                color: self.config.color.clone(),
+            }),
+        }
+    }
+
+    /// The shell could not hand a message to this viewer's connection (its queue is full: a
+    /// stalled socket). The viewer missed a frame its group got, so it needs a keyframe.
+    pub fn send_failed(&mut self, viewer: ViewerId, seq: Option<u64>) {
+        let latest = self.latest.map_or(0, |f| f.id);
+        if let Some(v) = self.viewers.get_mut(&viewer) {
+            if let Some(seq) = seq {
+                v.inflight.retain(|i| i.seq != seq);
+            }
+            v.count_drop(latest);
+            v.lose_sync();
+        }
+    }
+
+    /// A text message from a viewer (after `hello`). Malformed messages close that viewer
+    /// (code 1008) and nothing else.
+    pub fn handle_text(&mut self, viewer: ViewerId, text: &str, now: Duration) {
+        if !self.viewers.contains_key(&viewer) {
+            return;
+        }
+        match protocol::parse_client_message(text) {
+            Ok(msg) => self.handle_message(viewer, msg, now),
+            Err(e) => {
+                tracing::warn!(viewer, error = %e, "closing viewer: malformed control message");
+                self.close_viewer(viewer, close::MALFORMED, "malformed control message");
+            }
+        }
+    }
+
+    /// Forget a viewer and ask the shell to close its connection.
+    pub fn close_viewer(&mut self, viewer: ViewerId, code: u16, reason: &str) {
+        self.remove_viewer(viewer);
+        self.actions.push_back(Action::Close {
+            viewer,
+            code,
+            reason: reason.into(),
+        });
+    }
+
+    /// A parsed control message from a viewer.
+    pub fn handle_message(&mut self, viewer: ViewerId, msg: ClientMessage, now: Duration) {
+        let Some(v) = self.viewers.get_mut(&viewer) else {
+            return;
+        };
+        let group = v.group;
+        let received_us = now.as_micros() as u64;
+        match msg {
+            ClientMessage::Ack {
+                seq,
+                decode_queue_size,
+            } => {
+                v.acked(seq, now);
+                v.stats.decode_queue_size = decode_queue_size;
+                if let Some(interval) = self.config.stats_interval {
+                    if v.last_stats
+                        .is_none_or(|t| now.saturating_sub(t) >= interval)
+                    {
+                        v.last_stats = Some(now);
+                        let stats = self.stats_message(viewer, now);
+                        self.actions.push_back(Action::SendText {
+                            viewer,
+                            text: protocol::to_wire_string(&ServerMessage::Stats(stats)),
+                        });
+                    }
+                }
+                self.schedule(group, now, Trigger::Other);
+            }
+            ClientMessage::RequestKeyframe { reason } => {
+                tracing::debug!(viewer, ?reason, "keyframe requested");
+                v.needs_keyframe = true;
+                v.stats.keyframe_requests += 1;
+                self.schedule(group, now, Trigger::Other);
+            }
+            ClientMessage::DecoderReset => {
+                tracing::info!(
+                    viewer,
+                    "viewer rebuilt its decoder: clearing in-flight, keyframe next"
+                );
+                v.inflight.clear();
+                v.needs_keyframe = true;
+                v.stats.decoder_resets += 1;
+                self.schedule(group, now, Trigger::Other);
+            }
+            ClientMessage::Event(event) => {
+                if !v.events.take(self.config.max_events_per_second, now) {
+                    v.stats.events_dropped += 1;
+                    if v.stats.events_dropped.is_power_of_two() {
+                        tracing::warn!(
+                            viewer,
+                            dropped = v.stats.events_dropped,
+                            "input events over the rate cap dropped"
+                        );
+                    }
+                    return;
+                }
+                self.actions.push_back(Action::Event(InputEvent {
+                    viewer,
+                    event,
+                    received_us,
+                }));
+            }
+            ClientMessage::SetViewport(vp) => {
+                let resize = protocol::ResizeEvent::from(vp);
+                if let ResizePolicy::MatchClient { max_dimension, .. } = self.config.resize {
+                    let size = target_dims(resize.pwidth, resize.pheight, max_dimension);
+                    self.pending_target = Some((size, now));
+                }
+                self.actions.push_back(Action::Event(InputEvent {
+                    viewer,
+                    event: ViewerEvent::Resize(resize),
+                    received_us,
+                }));
+            }
+            ClientMessage::Hello { .. } => {
+                tracing::debug!(viewer, "second hello ignored");
+            }
+            ClientMessage::Unknown { kind } => {
+                tracing::debug!(viewer, %kind, "unknown control message ignored");
+            }
+        }
+    }
+
+    /// The `stats` message for a viewer now.
+    pub fn stats_message(&mut self, viewer: ViewerId, now: Duration) -> StatsMessage {
+        let settings = self.config.encoder.clone();
+        let Some(v) = self.viewers.get_mut(&viewer) else {
+            return StatsMessage::default();
+        };
+        let (fps_sent, fps_acked, bitrate_bps) = v.rates(now);
+        let encode_ms = self
+            .groups
+            .get(&v.group)
+            .and_then(|g| g.encode_ms)
+            .unwrap_or(0.0);
+        let round2 = |x: f64| (x * 100.0).round() / 100.0;
+        StatsMessage {
+            rtt_ms: round2(v.stats.rtt_ms.unwrap_or(0.0)),
+            fps_sent,
+            fps_acked,
+            bitrate_bps,
+            encode_ms: round2(encode_ms),
+            decode_queue_size: v.stats.decode_queue_size,
+            dropped: v.stats.dropped,
+            target_bitrate: settings.bitrate as u64,
+            target_fps: settings.fps,
+        }
+    }
+
+    /// Time-driven work: the in-flight backstop, recovery keyframes the interval held back,
+    /// still-after-settle and the `match_client` debounce. See [`StreamCore::poll_timeout`].
+    pub fn handle_timeout(&mut self, now: Duration) {
+        let timeout = self.config.inflight_timeout;
+        let mut regroup = Vec::new();
+        for (&id, v) in self.viewers.iter_mut() {
+            if let Some(oldest) = v.inflight.front() {
+                if now.saturating_sub(oldest.sent_at) >= timeout {
+                    tracing::info!(viewer = id, inflight = v.inflight.len(), "in-flight backstop: no ack for {timeout:?}; clearing and forcing a keyframe");
+                    v.inflight.clear();
+                    v.needs_keyframe = true;
+                    v.stats.backstops += 1;
+                    regroup.push(v.group);
+                }
+            }
+        }
+        for g in regroup {
+            self.schedule(g, now, Trigger::Other);
+        }
+        let due: Vec<GroupId> = self
+            .groups
+            .iter()
+            .filter(|(&id, g)| self.recovery_waiting(id, g) && now >= self.idle_recovery_at(g))
+            .map(|(&id, _)| id)
+            .collect();
+        for g in due {
+            // The publisher is idle: re-send the latest frame as the recovery keyframe.
+            self.resend_latest(g, false);
+        }
+        if let (Some(still_after), Some(at), Some(frame)) =
+            (self.config.still_after, self.last_publish_at, self.latest)
+        {
+            if now.saturating_sub(at) >= still_after {
+                let ids: Vec<GroupId> = self.groups.keys().copied().collect();
+                for g in ids {
+                    if self.groups[&g].resent != Some(frame.id) {
+                        self.resend_latest(g, true);
+                    }
+                }
+            }
+        }
+        if let (Some((size, at)), ResizePolicy::MatchClient { debounce, .. }) =
+            (self.pending_target, self.config.resize)
+        {
+            if now.saturating_sub(at) >= debounce {
+                self.pending_target = None;
+                self.target = Some(size);
+            }
+        }
+    }
+
+    /// Encode the latest frame again as a keyframe for the group's ready viewers: a still
+    /// (PNG for image groups) or a recovery keyframe. Skipped while the group is busy, before
+    /// the frame was first encoded, or when nobody is ready (tried again on the next timeout).
+    fn resend_latest(&mut self, group: GroupId, still: bool) {
+        let Some(frame) = self.latest else { return };
+        let Some(g) = self.groups.get(&group) else {
+            return;
+        };
+        if g.busy.is_some() || g.last_submitted != Some(frame.id) {
+            return;
+        }
+        let max = self.config.max_inflight;
+        let recipients: Vec<ViewerId> = self
+            .members(group)
+            .filter(|(_, v)| v.ready(max))
+            .map(|(id, _)| id)
+            .collect();
+        if recipients.is_empty() {
+            return;
+        }
+        self.groups.get_mut(&group).expect("checked").resent = Some(frame.id);
+        self.start_job(group, frame, recipients, true, still);
+    }
+
+    /// Change encoder settings and/or the transport policy live: every group is rebuilt,
+    /// viewers are regrouped, `config` is re-sent and everyone gets a keyframe. Viewers that
+    /// no longer match any transport are closed with 1003.
+    pub fn reconfigure(
+        &mut self,
+        encoder: EncoderSettings,
+        transports: TransportPolicy,
+        now: Duration,
+    ) {
+        let quality_changed = (encoder.bitrate, encoder.fps)
+            != (self.config.encoder.bitrate, self.config.encoder.fps);
+        self.config.encoder = Arc::new(encoder);
+        self.config.transports = transports;
+        for id in std::mem::take(&mut self.groups).into_keys() {
+            self.actions.push_back(Action::CloseGroup(id));
+        }
+        let ids: Vec<ViewerId> = self.viewers.keys().copied().collect();
+        for id in ids {
+            let kind = select_transport(
+                &self.viewers[&id].supported,
+                transports,
+                self.config.video_available,
+                self.config.image_format,
+            );
+            let Some(kind) = kind else {
+                self.viewers.remove(&id);
+                self.actions.push_back(Action::Close {
+                    viewer: id,
+                    code: close::NO_TRANSPORT,
+                    reason: close::NO_TRANSPORT_REASON.into(),
+                });
+                continue;
+            };
+            let group = self.group_for(kind);
+            let v = self.viewer_mut(id);
+            v.group = group;
+            v.needs_keyframe = true;
+            let text = self.config_text(kind, None);
+            self.actions
+                .push_back(Action::SendText { viewer: id, text });
+            // As pdum.rfb does after each quality change: tell video viewers the new target
+            // bitrate and frame rate.
+            if quality_changed && kind == GroupKind::Video {
+                let text = protocol::to_wire_string(&ServerMessage::SetQuality {
+                    bitrate: self.config.encoder.bitrate as u64,
+                    fps: self.config.encoder.fps,
+                });
+                self.actions
+                    .push_back(Action::SendText { viewer: id, text });
+            }
+        }
+        let groups: Vec<GroupId> = self.groups.keys().copied().collect();
+        for g in groups {
+            self.schedule(g, now, Trigger::Other);
+        }
+    }
+
+    /// Counters for the metrics endpoint.
+    pub fn metrics(&mut self, now: Duration) -> StreamMetrics {
+        let kinds: BTreeMap<GroupId, GroupKind> =
+            self.groups.iter().map(|(&id, g)| (id, g.kind)).collect();
+        let viewers = self
+            .viewers
+            .iter_mut()
+            .map(|(&id, v)| {
+                let (fps_sent, fps_acked, bitrate_bps) = v.rates(now);
+                let s = &v.stats;
+                ViewerMetrics {
+                    id,
+                    transport: kinds.get(&v.group).copied().unwrap_or(GroupKind::Video),
+                    frames_sent: s.frames_sent,
+                    frames_acked: s.frames_acked,
+                    keyframes_sent: s.keyframes_sent,
+                    frames_dropped: s.dropped,
+                    recoveries: s.recoveries,
+                    bytes_sent: s.bytes_sent,
+                    inflight: v.inflight.len(),
+                    rtt_ms: s.rtt_ms.unwrap_or(0.0),
+                    fps_sent,
+                    fps_acked,
+                    bitrate_bps,
+                    decode_queue_size: s.decode_queue_size,
+                    events_dropped: s.events_dropped,
+                    decoder_resets: s.decoder_resets,
+                    backstops: s.backstops,
+                    keyframe_requests: s.keyframe_requests,
+                }
+            })
+            .collect();
+        let groups = self
+            .groups
+            .iter()
+            .map(|(&id, g)| GroupMetrics {
+                id,
+                kind: g.kind,
+                viewers: self.members(id).count(),
+                frames_encoded: g.frames_encoded,
+                keyframes_encoded: g.keyframes_encoded,
+                encode_ms: g.encode_ms.unwrap_or(0.0),
+                encode_ms_p50: g.encode_ms_recent.quantile(0.5),
+                encode_ms_p95: g.encode_ms_recent.quantile(0.95),
+                codec: g.codec.clone(),
+                failures: g.failures,
+            })
+            .collect();
+        let (width, height) = self.frame_size();
+        let published = self.latest.map_or(0, |f| f.id);
+        let encoded = self.groups.values().map(|g| g.frames_encoded).max();
+        StreamMetrics {
+            frames_published: published,
+            frames_not_encoded: published.saturating_sub(encoded.unwrap_or(0)),
+            width,
+            height,
+            encoder: self.config.encoder.clone(),
+            transports: self.config.transports,
+            groups,
+            viewers,
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! One viewer's delivery state inside [`super::StreamCore`]: its in-flight window, whether it
+//! can decode the next delta, and its counters.
+
+use super::window::{RateWindow, WINDOW};
+use super::GroupId;
+use std::collections::VecDeque;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Inflight {
+    pub seq: u64,
+    pub sent_at: Duration,
+}
+
+#[derive(Debug, Default, Clone)]
+pub(super) struct ViewerStats {
+    pub frames_sent: u64,
+    pub frames_acked: u64,
+    pub keyframes_sent: u64,
+    pub dropped: u64,
+    pub recoveries: u64,
+    pub bytes_sent: u64,
+    pub rtt_ms: Option<f64>,
+    pub decode_queue_size: u32,
+    pub sent: RateWindow,
+    pub acked: RateWindow,
+    pub events_dropped: u64,
+    pub decoder_resets: u64,
+    pub backstops: u64,
+    pub keyframe_requests: u64,
+}
+
+/// A token bucket: `rate` tokens a second, a burst of one second's worth.
+#[derive(Debug, Clone)]
+pub(super) struct TokenBucket {
+    tokens: f64,
+    refilled_at: Duration,
+}
+
+impl TokenBucket {
+    pub fn full(rate: u32, now: Duration) -> Self {
+        TokenBucket {
+            tokens: rate as f64,
+            refilled_at: now,
+        }
+    }
+
+    /// Take one token if there is one.
+    pub fn take(&mut self, rate: u32, now: Duration) -> bool {
+        let rate = rate as f64;
+        let elapsed = now.saturating_sub(self.refilled_at).as_secs_f64();
+        self.refilled_at = now;
+        self.tokens = (self.tokens + elapsed * rate).min(rate);
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct Viewer {
+    pub supported: Vec<String>,
+    pub group: GroupId,
+    pub next_seq: u64,
+    pub inflight: VecDeque<Inflight>,
+    /// It cannot decode the group's next delta: it has not had its first keyframe yet, missed
+    /// a frame the group encoded, asked for a keyframe, or reset its decoder.
+    pub needs_keyframe: bool,
+    pub joined_at: Duration,
+    pub last_stats: Option<Duration>,
+    pub events: TokenBucket,
+    /// The newest frame id counted in `stats.dropped` (a frame is counted once however many
+    /// times it is passed over).
+    pub last_dropped: Option<u64>,
+    pub stats: ViewerStats,
+}
+
+impl Viewer {
+    pub fn new(
+        supported: Vec<String>,
+        group: GroupId,
+        events_per_second: u32,
+        now: Duration,
+    ) -> Self {
+        Viewer {
+            supported,
+            group,
+            next_seq: 0,
+            inflight: VecDeque::new(),
+            needs_keyframe: true,
+            joined_at: now,
+            last_stats: None,
+            events: TokenBucket::full(events_per_second, now),
+            last_dropped: None,
+            stats: ViewerStats::default(),
+        }
+    }
+
+    /// Fewer than `max_inflight` frames unacknowledged.
+    pub fn ready(&self, max_inflight: usize) -> bool {
+        self.inflight.len() < max_inflight.max(1)
+    }
+
+    /// The viewer did not get published frame `frame`.
+    pub fn count_drop(&mut self, frame: u64) {
+        if self.last_dropped != Some(frame) {
+            self.last_dropped = Some(frame);
+            self.stats.dropped += 1;
+        }
+    }
+
+    /// The viewer missed a frame its group encoded: it needs a keyframe to decode again.
+    pub fn lose_sync(&mut self) {
+        if !self.needs_keyframe {
+            self.needs_keyframe = true;
+            self.stats.recoveries += 1;
+        }
+    }
+
+    /// Record a payload of `bytes` sent now; returns its sequence number.
+    pub fn sent(&mut self, bytes: usize, keyframe: bool, now: Duration) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.inflight.push_back(Inflight { seq, sent_at: now });
+        self.needs_keyframe = false;
+        self.stats.frames_sent += 1;
+        self.stats.keyframes_sent += keyframe as u64;
+        self.stats.bytes_sent += bytes as u64;
+        self.stats.sent.push(now, bytes);
+        seq
+    }
+
+    /// A displayed-ack for `seq`: retires it and everything older (display is in order).
+    /// Returns whether `seq` was in flight.
+    pub fn acked(&mut self, seq: u64, now: Duration) -> bool {
+        let Some(pos) = self.inflight.iter().position(|i| i.seq == seq) else {
+            return false;
+        };
+        let sent = self.inflight[pos].sent_at;
+        self.inflight.drain(..=pos);
+        let rtt = now.saturating_sub(sent).as_secs_f64() * 1e3;
+        self.stats.rtt_ms = Some(ema(self.stats.rtt_ms, rtt));
+        self.stats.frames_acked += 1;
+        self.stats.acked.push(now, 0);
+        true
+    }
+
+    /// `(fps sent, fps acked, bits/s sent)` over the last second.
+    pub fn rates(&mut self, now: Duration) -> (f64, f64, u64) {
+        let span = now.saturating_sub(self.joined_at).min(WINDOW);
+        let (fps_sent, bps) = self.stats.sent.rates(now, span);
+        let (fps_acked, _) = self.stats.acked.rates(now, span);
+        (fps_sent, fps_acked, bps)
+    }
+}
+
+const EMA: f64 = 0.3;
+
+/// Exponential moving average with weight 0.3 on the new sample.
+pub(super) fn ema(old: Option<f64>, sample: f64) -> f64 {
+    match old {
+        None => sample,
+        Some(o) => o + EMA * (sample - o),
+    }
+}
