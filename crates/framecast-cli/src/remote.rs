@@ -7,13 +7,14 @@ use crate::{exit, Failure, WithCode};
 use anyhow::{anyhow, Context};
 use bytes::Bytes;
 use clap::{Args, Subcommand};
-use framecast_core::{convert, ColorSpace, PixelFormat, Yuv420Image, YuvLayout};
+use framecast_core::{ColorSpace, Frame, PixelFormat};
 use framecast_encode::{EncodedPacket, OutputFormat, PacketTimings};
-use framecast_io::{AtomicFile, FrameSource};
-use framecast_remote::client::{run_stream, Client, ClientOptions, Credit, StreamStats};
-use framecast_remote::compress::{compress_plane, decompress_plane};
-use framecast_remote::server::{Server, ServerConfig};
-use framecast_remote::wire::{pix_fmt, Configure, FrameMsg, Message, PacketMsg, Plane};
+use framecast_io::{FrameSource, Y4mWriter};
+use framecast_remote::client::{run_stream, Client, ClientOptions, Credit, RunError, StreamStats};
+use framecast_remote::compress::decompress_plane;
+use framecast_remote::planes::FramePlanes;
+use framecast_remote::server::{Server, ServerConfig, ServerError};
+use framecast_remote::wire::{pix_fmt, Configure, FrameMsg, Message, PacketMsg};
 use framecast_remote::{Compression, RemoteError};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -179,7 +180,7 @@ async fn serve(a: ServeArgs) -> Result<(), Failure> {
     };
     let server = Server::bind(config).await.map_err(|e| {
         let code = match e {
-            RemoteError::Unsupported(_) => exit::USAGE,
+            ServerError::Config(_) => exit::USAGE,
             _ => exit::OUTPUT,
         };
         Failure {
@@ -236,12 +237,11 @@ fn summary(what: &str, frames: u64, bytes: u64, out: &Path, s: &StreamStats) {
 
 /// Writes remote PACKETs to .h264/.mp4 through the CLI's writer.
 struct PacketSink {
-    writer: Option<PacketWriter>,
+    writer: PacketWriter,
     container: Container,
     avcc: Option<Vec<u8>>,
     tb: (u32, u32),
     frames: u64,
-    error: Option<anyhow::Error>,
 }
 
 impl PacketSink {
@@ -257,19 +257,15 @@ impl PacketSink {
         let writer = PacketWriter::create(output, container, w, h, ColorSpace::default())
             .code(exit::OUTPUT)?;
         Ok(PacketSink {
-            writer: Some(writer),
+            writer,
             container,
             avcc: (!ack_extradata.is_empty()).then(|| ack_extradata.to_vec()),
             tb: (fps.1, fps.0),
             frames: 0,
-            error: None,
         })
     }
 
-    fn write(&mut self, p: PacketMsg) -> Result<(), RemoteError> {
-        let Some(writer) = self.writer.as_mut() else {
-            return Ok(());
-        };
+    fn write(&mut self, p: PacketMsg) -> anyhow::Result<()> {
         if self.avcc.is_none() {
             if let Some((sps_pps, _)) = framecast_remote::annexb::parameter_sets(&p.data) {
                 let nals: Vec<&[u8]> = framecast_h264::nal::annexb_nals(&sps_pps).collect();
@@ -284,15 +280,12 @@ impl PacketSink {
         };
         let (data, format) = match self.container {
             Container::H264 => (p.data.clone(), OutputFormat::AnnexB),
-            Container::Mp4 => match framecast_h264::nal::annexb_to_avcc(&p.data, 4) {
-                Ok(d) => (Bytes::from(d), OutputFormat::Avcc),
-                Err(e) => {
-                    self.error = Some(anyhow!("packet {}: {e}", self.frames));
-                    return Err(RemoteError::Unsupported(format!(
-                        "bad packet from the server: {e}"
-                    )));
-                }
-            },
+            Container::Mp4 => {
+                let avcc = framecast_h264::nal::annexb_to_avcc(&p.data, 4).with_context(|| {
+                    format!("packet {} from the server is not Annex B", self.frames)
+                })?;
+                (Bytes::from(avcc), OutputFormat::Avcc)
+            }
         };
         let packet = EncodedPacket {
             data,
@@ -307,74 +300,45 @@ impl PacketSink {
             timings: PacketTimings::default(),
         };
         let avcc = self.avcc.clone();
-        if let Err(e) = writer.write(&packet, || avcc) {
-            self.error = Some(e);
-            return Err(RemoteError::Unsupported("cannot write the output".into()));
-        }
+        self.writer.write(&packet, || avcc)?;
         self.frames += 1;
         Ok(())
     }
 
-    fn finish(mut self) -> Result<u64, Failure> {
-        if let Some(e) = self.error.take() {
-            return Err(e).code(exit::OUTPUT);
+    /// Commit the file; a stream that produced no packet is an error (nothing is written).
+    fn finish(self) -> Result<u64, Failure> {
+        if self.frames == 0 {
+            return Err(RemoteError::NoOutput("packets")).code(exit::ENCODER);
         }
-        match self.writer.take() {
-            Some(w) => w.finish().code(exit::OUTPUT),
-            None => Ok(0),
-        }
+        self.writer.finish().code(exit::OUTPUT)
     }
 }
 
-fn stream_fail(e: RemoteError, server: &str, sink_error: Option<anyhow::Error>) -> Failure {
-    match sink_error {
-        Some(err) => Failure {
-            error: err,
+/// A failed stream: output errors are the output's (exit 4), the rest the server's.
+fn stream_fail(e: RunError<anyhow::Error>, server: &str) -> Failure {
+    match e {
+        RunError::Output(error) => Failure {
+            error,
             code: exit::OUTPUT,
         },
-        None => remote_fail(e, server),
+        RunError::Remote(e) => remote_fail(e, server),
     }
 }
 
 /// One input frame as a FRAME message: BGRA goes as is (when the server takes it), anything
 /// else is converted to NV12 here.
 struct FrameEncoder {
-    height: u32,
     bgra: bool,
-    compression: Compression,
-    image: Yuv420Image,
+    planes: FramePlanes,
 }
 
 impl FrameEncoder {
     fn message(&mut self, f: &framecast_io::OwnedFrame, pts: i64) -> anyhow::Result<Message> {
-        let h = self.height;
-        let c = self.compression;
+        let frame = f.as_frame();
         let planes = if self.bgra {
-            let stride = f.stride();
-            let rows = &f.data()[..stride * h as usize];
-            vec![Plane {
-                stride: stride as u32,
-                height: h,
-                data: compress_plane(c, rows),
-            }]
+            self.planes.bgra(&frame)?
         } else {
-            convert::to_yuv420(&f.as_frame(), ColorSpace::default(), &mut self.image)?;
-            let cw = self.image.coded_width() as usize;
-            let ch = (h as usize).div_ceil(2);
-            let y = &self.image.y()[..cw * h as usize];
-            let uv = &self.image.uv()[..self.image.chroma_stride() * ch];
-            vec![
-                Plane {
-                    stride: cw as u32,
-                    height: h,
-                    data: compress_plane(c, y),
-                },
-                Plane {
-                    stride: self.image.chroma_stride() as u32,
-                    height: ch as u32,
-                    data: compress_plane(c, uv),
-                },
-            ]
+            self.planes.nv12(&frame, ColorSpace::default())?
         };
         Ok(Message::Frame(FrameMsg {
             pts,
@@ -432,10 +396,8 @@ async fn encode(a: EncodeArgs) -> Result<(), Failure> {
     let window = a.connect.window.max(1);
     let (tx, rx) = mpsc::channel::<Message>(window);
     let mut fe = FrameEncoder {
-        height: h,
         bgra,
-        compression: a.connect.compression,
-        image: Yuv420Image::new(w, h, YuvLayout::Nv12).code(exit::USAGE)?,
+        planes: FramePlanes::new(a.connect.compression),
     };
     let limit = a.source.frame_limit();
     // Reading, conversion and compression on their own thread: they overlap the network.
@@ -469,10 +431,7 @@ async fn encode(a: EncodeArgs) -> Result<(), Failure> {
         .join()
         .map_err(|_| anyhow!("the frame reader panicked"))
         .code(exit::INPUT)?;
-    let stats = match result {
-        Ok(s) => s,
-        Err(e) => return Err(stream_fail(e, &server, sink.error.take())),
-    };
+    let stats = result.map_err(|e| stream_fail(e, &server))?;
     produced.code(exit::INPUT)?;
     let frames = sink.frames;
     let bytes = sink.finish()?;
@@ -521,68 +480,30 @@ fn packets_channel(aus: Vec<Vec<u8>>, window: usize) -> mpsc::Receiver<Message> 
     rx
 }
 
-/// A y4m (4:2:0) writer for decoded NV12 frames.
+/// Writes the decoded NV12 FRAMEs of a remote decode to .y4m.
 struct Y4mSink {
-    file: Option<AtomicFile>,
-    fps: (u32, u32),
+    writer: Y4mWriter,
     compression: Compression,
-    size: Option<(u32, u32)>,
-    frames: u64,
-    error: Option<anyhow::Error>,
+    /// The picture size (from the stream's SPS): FRAME rows are whole strides.
+    width: u32,
 }
 
 impl Y4mSink {
-    fn write(&mut self, f: FrameMsg) -> Result<(), RemoteError> {
-        let r = self.write_inner(f);
-        if let Err(e) = r {
-            let text = e.to_string();
-            self.error = Some(e);
-            return Err(RemoteError::Unsupported(text));
-        }
-        Ok(())
-    }
-
-    fn write_inner(&mut self, f: FrameMsg) -> anyhow::Result<()> {
-        let Some(file) = self.file.as_mut() else {
-            return Ok(());
-        };
+    fn write(&mut self, f: FrameMsg) -> anyhow::Result<()> {
         if f.planes.len() != 2 {
             anyhow::bail!(
-                "server sent a FRAME with {} planes, expected 2 (NV12)",
+                "the server sent a FRAME with {} planes, expected 2 (NV12)",
                 f.planes.len()
             );
         }
-        let (ys, h) = (f.planes[0].stride as usize, f.planes[0].height as usize);
-        let (uvs, ch) = (f.planes[1].stride as usize, f.planes[1].height as usize);
-        let y = decompress_plane(self.compression, 0, &f.planes[0].data, ys * h)?;
-        let uv = decompress_plane(self.compression, 1, &f.planes[1].data, uvs * ch)?;
-        let (w, cw) = (ys, uvs / 2);
-        match self.size {
-            None => {
-                file.write_all(
-                    format!(
-                        "YUV4MPEG2 W{w} H{h} F{}:{} Ip A1:1 C420jpeg\n",
-                        self.fps.0, self.fps.1
-                    )
-                    .as_bytes(),
-                )?;
-                self.size = Some((w as u32, h as u32));
-            }
-            Some(s) if s != (w as u32, h as u32) => {
-                anyhow::bail!("frame size changed from {}x{} to {w}x{h}", s.0, s.1)
-            }
-            Some(_) => {}
-        }
-        let mut buf = Vec::with_capacity(w * h * 3 / 2 + 6);
-        buf.extend_from_slice(b"FRAME\n");
-        buf.extend_from_slice(&y);
-        for plane in 0..2 {
-            for r in 0..ch {
-                buf.extend(uv[r * uvs..r * uvs + 2 * cw].iter().skip(plane).step_by(2));
-            }
-        }
-        file.write_all(&buf)?;
-        self.frames += 1;
+        let (y, uv) = (&f.planes[0], &f.planes[1]);
+        let (ys, h) = (y.stride as usize, y.height as usize);
+        let (uvs, ch) = (uv.stride as usize, uv.height as usize);
+        let yb = decompress_plane(self.compression, 0, &y.data, ys * h)?;
+        let uvb = decompress_plane(self.compression, 1, &uv.data, uvs * ch)?;
+        let frame = Frame::nv12(&yb, ys, &uvb, uvs, self.width, h as u32)
+            .context("the server sent a FRAME that is not a valid NV12 picture")?;
+        self.writer.write(&frame, ColorSpace::default())?;
         Ok(())
     }
 }
@@ -632,12 +553,9 @@ async fn decode(a: DecodeArgs) -> Result<(), Failure> {
         .await
         .map_err(|e| remote_fail(e, &server))?;
     let mut sink = Y4mSink {
-        file: Some(AtomicFile::create(&a.output).code(exit::OUTPUT)?),
-        fps,
+        writer: Y4mWriter::create(&a.output, fps).code(exit::OUTPUT)?,
         compression: a.connect.compression,
-        size: None,
-        frames: 0,
-        error: None,
+        width: w,
     };
     let bar = frame_progress(Some(aus.len() as u64), !a.connect.quiet);
     let rx = packets_channel(aus, a.connect.window);
@@ -650,17 +568,13 @@ async fn decode(a: DecodeArgs) -> Result<(), Failure> {
     })
     .await;
     bar.finish_and_clear();
-    let stats = result.map_err(|e| stream_fail(e, &server, sink.error.take()))?;
-    let file = sink.file.take().ok_or_else(|| Failure {
-        error: anyhow!("no output"),
-        code: exit::OUTPUT,
-    })?;
-    if sink.frames == 0 {
-        return Err(anyhow!("the server returned no frames")).code(exit::ENCODER);
+    let stats = result.map_err(|e| stream_fail(e, &server))?;
+    let frames = sink.writer.frames();
+    if frames == 0 {
+        return Err(RemoteError::NoOutput("frames")).code(exit::ENCODER);
     }
-    let bytes = file.bytes_written();
-    file.commit().code(exit::OUTPUT)?;
-    summary("decode", sink.frames, bytes, &a.output, &stats);
+    let bytes = sink.writer.finish().code(exit::OUTPUT)?;
+    summary("decode", frames, bytes, &a.output, &stats);
     Ok(())
 }
 
@@ -713,7 +627,7 @@ async fn transcode(a: TranscodeArgs) -> Result<(), Failure> {
     })
     .await;
     bar.finish_and_clear();
-    let stats = result.map_err(|e| stream_fail(e, &server, sink.error.take()))?;
+    let stats = result.map_err(|e| stream_fail(e, &server))?;
     let frames = sink.frames;
     let bytes = sink.finish()?;
     summary("transcode", frames, bytes, &a.output, &stats);

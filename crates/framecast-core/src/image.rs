@@ -1,7 +1,7 @@
 //! Owned 4:2:0 pictures, the encoders' input.
 
 use crate::frame::check_dimensions;
-use crate::FrameError;
+use crate::{Frame, FrameError};
 
 /// Plane layout of a [`Yuv420Image`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,5 +112,17 @@ impl Yuv420Image {
     /// All planes: (Y, Cb or CbCr, Cr or empty).
     pub fn planes(&self) -> (&[u8], &[u8], &[u8]) {
         (&self.y, &self.c0, &self.c1)
+    }
+
+    /// A view of the picture at its display size (the padding is outside the view), e.g. to
+    /// copy it into an image of the other layout with [`crate::convert::to_yuv420`].
+    pub fn as_frame(&self) -> Frame<'_> {
+        let (w, h) = (self.width, self.height);
+        let (ys, cs) = (self.y_stride(), self.chroma_stride());
+        match self.layout {
+            YuvLayout::I420 => Frame::i420(&self.y, ys, &self.c0, cs, &self.c1, cs, w, h),
+            YuvLayout::Nv12 => Frame::nv12(&self.y, ys, &self.c0, cs, w, h),
+        }
+        .expect("an image's planes always cover its display size")
     }
 }

@@ -41,6 +41,7 @@ mod mp4;
 mod pattern;
 mod source;
 mod y4m;
+mod y4m_writer;
 
 pub use atomic::{AtomicFile, H264FileWriter};
 pub use error::IoError;
@@ -50,3 +51,4 @@ pub use framecast_core::{frame_len, OwnedFrame};
 pub use pattern::{render_into, test_card_patches, ColourPatch, PatternKind, PatternSource};
 pub use source::{open_input, open_reader, FrameSource, InputHint, RawReader};
 pub use y4m::{Y4mColorspace, Y4mReader};
+pub use y4m_writer::Y4mWriter;

@@ -336,3 +336,80 @@ fn odd_444_edges_average_existing_samples() {
     assert_eq!(&d[9..13], &[30, 46, 75, 90]);
     assert_eq!(&d[13..17], &[255; 4]);
 }
+
+#[test]
+fn writer_round_trips_nv12_through_ffmpeg_and_our_reader() {
+    use framecast_core::{ColorSpace, Frame};
+    use framecast_io::Y4mWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("w.y4m");
+    // Two odd-sized NV12 frames with distinct, position-dependent bytes.
+    let frames: Vec<(Vec<u8>, Vec<u8>)> = (0..2u8)
+        .map(|k| {
+            let y: Vec<u8> = (0..W * H).map(|i| (i * 7 + k as usize) as u8).collect();
+            let uv: Vec<u8> = (0..2 * CW * CH)
+                .map(|i| (i * 13 + 3 * k as usize) as u8)
+                .collect();
+            (y, uv)
+        })
+        .collect();
+    let mut w = Y4mWriter::create(&out, (30, 1)).unwrap();
+    for (y, uv) in &frames {
+        let f = Frame::nv12(y, W, uv, 2 * CW, W as u32, H as u32).unwrap();
+        w.write(&f, ColorSpace::default()).unwrap();
+    }
+    assert!(!out.exists(), "nothing at the path before finish");
+    let bytes = w.finish().unwrap();
+    assert_eq!(bytes, std::fs::metadata(&out).unwrap().len());
+    // The I420 the writer should have produced: Y, then every U, then every V.
+    let expected: Vec<u8> = frames
+        .iter()
+        .flat_map(|(y, uv)| {
+            let u = uv.iter().step_by(2).copied();
+            let v = uv.iter().skip(1).step_by(2).copied();
+            y.iter().copied().chain(u).chain(v).collect::<Vec<u8>>()
+        })
+        .collect();
+    let (src, read) = read_all(&out);
+    assert_eq!(
+        (src.width(), src.height(), src.fps()),
+        (33, 17, Some((30, 1)))
+    );
+    let ours: Vec<u8> = read.iter().flat_map(|f| f.data().to_vec()).collect();
+    assert_eq!(ours, expected, "our reader");
+    if common::have("ffmpeg") {
+        let raw = dir.path().join("w.yuv");
+        common::ffmpeg(&[
+            "-i",
+            out.to_str().unwrap(),
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "yuv420p",
+            raw.to_str().unwrap(),
+        ]);
+        assert_eq!(std::fs::read(&raw).unwrap(), expected, "ffmpeg");
+    }
+}
+
+#[test]
+fn writer_refuses_size_changes_and_empty_streams() {
+    use framecast_core::{ColorSpace, Frame};
+    use framecast_io::Y4mWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("e.y4m");
+    let e = Y4mWriter::create(&out, (30, 1))
+        .unwrap()
+        .finish()
+        .unwrap_err();
+    assert!(e.to_string().contains("no frames"), "{e}");
+    assert!(!out.exists());
+    let mut w = Y4mWriter::create(&out, (30, 1)).unwrap();
+    let a = vec![0u8; 4 * 4 * 4];
+    w.write(&Frame::rgba8(&a, 4, 4, 16).unwrap(), ColorSpace::default())
+        .unwrap();
+    let e = w
+        .write(&Frame::rgba8(&a, 2, 2, 8).unwrap(), ColorSpace::default())
+        .unwrap_err();
+    assert!(e.to_string().contains("2x2"), "{e}");
+}

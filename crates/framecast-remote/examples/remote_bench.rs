@@ -139,7 +139,7 @@ async fn remote(
                     height: h,
                     data: match c {
                         Compression::None => d.clone(),
-                        _ => compress_plane(c, d),
+                        _ => compress_plane(c, 0, d).expect("compression"),
                     },
                 };
                 let m = Message::Frame(FrameMsg {
@@ -155,9 +155,11 @@ async fn remote(
             }
         })
     };
-    let stats = run_stream(client, rx, window, Credit::PerOutput, |_| Ok(()))
-        .await
-        .unwrap();
+    let stats = run_stream(client, rx, window, Credit::PerOutput, |_| {
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .await
+    .unwrap();
     producer.join().unwrap();
     assert_eq!(stats.outputs, n as u64);
     let secs = t0.elapsed().as_secs_f64();

@@ -1,18 +1,18 @@
-//! The async VTR1 client: handshake, CONFIGURE, then a full-duplex stream with an in-flight
-//! window so the network and the remote encoder overlap.
+//! The async VTR1 client: a thin tokio shell around [`Vtr1ClientSession`]. Handshake,
+//! CONFIGURE, then a full-duplex stream with an in-flight window so the network and the
+//! remote encoder overlap.
 
+use crate::client_session::{ClientHello, ClientOutput, Vtr1ClientSession};
 use crate::error::RemoteError;
 use crate::wire::{
-    status, Configure, ConfigureAck, Hello, HelloAck, Limits, Message, Vtr1Codec,
-    DEFAULT_MAX_MESSAGE_BYTES,
+    Configure, ConfigureAck, HelloAck, Limits, Message, Vtr1Codec, DEFAULT_MAX_MESSAGE_BYTES,
 };
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, ToSocketAddrs};
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::mpsc;
+
+pub use crate::client_session::Credit;
 
 /// Client settings.
 #[derive(Debug, Clone)]
@@ -26,7 +26,7 @@ pub struct ClientOptions {
     /// Build string sent in HELLO.
     pub build: String,
     /// Deadline for connecting, for each handshake reply, for each write, and for each
-    /// message while draining after FLUSH.
+    /// answer the client waits for (window full, or draining after FLUSH).
     pub timeout: Duration,
     /// Largest FRAME/PACKET accepted from the server.
     pub max_media_bytes: u32,
@@ -45,110 +45,19 @@ impl Default for ClientOptions {
     }
 }
 
-/// Sending half of a connection.
-#[derive(Debug)]
-pub struct MessageSender {
-    wr: OwnedWriteHalf,
-    buf: Vec<u8>,
-    timeout: Duration,
-    bytes_sent: Arc<AtomicU64>,
-}
-
-impl MessageSender {
-    /// Encode and write one message within the write deadline.
-    pub async fn send(&mut self, m: &Message) -> Result<(), RemoteError> {
-        self.buf.clear();
-        m.encode_into(&mut self.buf)?;
-        match tokio::time::timeout(self.timeout, self.wr.write_all(&self.buf)).await {
-            Ok(Ok(())) => {
-                self.bytes_sent
-                    .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
-                Ok(())
-            }
-            Ok(Err(e)) => Err(RemoteError::io(format!("sending {}", m.kind()), e)),
-            Err(_) => Err(RemoteError::Timeout {
-                what: "writing to the server",
-                after: self.timeout,
-            }),
-        }
-    }
-
-    /// Bytes written so far.
-    pub fn bytes_sent(&self) -> u64 {
-        self.bytes_sent.load(Ordering::Relaxed)
-    }
-
-    /// Close the write side.
-    pub async fn shutdown(&mut self) {
-        let _ = self.wr.shutdown().await;
-    }
-}
-
-/// Receiving half of a connection.
-#[derive(Debug)]
-pub struct MessageReceiver {
-    rd: OwnedReadHalf,
-    codec: Vtr1Codec,
-    bytes_received: u64,
-}
-
-impl MessageReceiver {
-    /// The next message (an ERROR from the server becomes [`RemoteError::Server`]). Cancel-safe:
-    /// partial reads stay buffered.
-    pub async fn recv(&mut self) -> Result<Message, RemoteError> {
-        loop {
-            if let Some(m) = self.codec.poll()? {
-                if let Message::Error(e) = m {
-                    return Err(RemoteError::Server {
-                        code: e.code,
-                        message: e.message,
-                    });
-                }
-                return Ok(m);
-            }
-            let n = self
-                .rd
-                .read_buf(self.codec.buffer_mut())
-                .await
-                .map_err(|e| RemoteError::io("reading from the server", e))?;
-            if n == 0 {
-                return Err(RemoteError::Closed(if self.codec.mid_message() {
-                    "in the middle of a message"
-                } else {
-                    "between messages"
-                }));
-            }
-            self.bytes_received += n as u64;
-        }
-    }
-
-    /// [`Self::recv`] within `deadline`.
-    pub async fn recv_within(
-        &mut self,
-        deadline: Duration,
-        what: &'static str,
-    ) -> Result<Message, RemoteError> {
-        tokio::time::timeout(deadline, self.recv())
-            .await
-            .map_err(|_| RemoteError::Timeout {
-                what,
-                after: deadline,
-            })?
-    }
-
-    /// Bytes read so far.
-    pub fn bytes_received(&self) -> u64 {
-        self.bytes_received
-    }
-}
-
 /// A connected, greeted client.
 #[derive(Debug)]
 pub struct Client {
-    tx: MessageSender,
-    rx: MessageReceiver,
-    hello_ack: HelloAck,
+    stream: TcpStream,
+    codec: Vtr1Codec,
+    session: Vtr1ClientSession,
+    started: Instant,
     timeout: Duration,
+    buf: Vec<u8>,
+    bytes_sent: u64,
+    bytes_received: u64,
+    /// Outputs that arrived while waiting for something else.
+    pending: Vec<ClientOutput>,
 }
 
 impl Client {
@@ -166,157 +75,165 @@ impl Client {
             })?
             .map_err(|e| RemoteError::io(format!("cannot connect to {what}"), e))?;
         let _ = stream.set_nodelay(true);
-        let (rd, wr) = stream.into_split();
-        let mut client = Client {
-            tx: MessageSender {
-                wr,
-                buf: Vec::with_capacity(64 * 1024),
-                timeout: opts.timeout,
-                bytes_sent: Arc::new(AtomicU64::new(0)),
-            },
-            rx: MessageReceiver {
-                rd,
-                codec: Vtr1Codec::new(Limits::client(opts.max_media_bytes)),
-                bytes_received: 0,
-            },
-            hello_ack: HelloAck::default(),
-            timeout: opts.timeout,
+        let hello = ClientHello {
+            token: opts.token,
+            codec: opts.codec,
+            client_name: opts.client_name,
+            build: opts.build,
         };
-        let hello = Message::Hello(Hello {
-            token: opts.token.clone(),
-            codec: opts.codec.clone(),
-            client_name: opts.client_name.clone(),
-            build: opts.build.clone(),
-        });
+        let mut client = Client {
+            stream,
+            codec: Vtr1Codec::new(Limits::client(opts.max_media_bytes)),
+            session: Vtr1ClientSession::new(hello, opts.timeout, Duration::ZERO),
+            started: Instant::now(),
+            timeout: opts.timeout,
+            buf: Vec::with_capacity(64 * 1024),
+            bytes_sent: 0,
+            bytes_received: 0,
+            pending: Vec::new(),
+        };
         // A busy server answers before reading HELLO and closes: a failed write is not the
         // story, the HELLO_ACK is.
-        let sent = client.tx.send(&hello).await;
-        let ack = match client
-            .rx
-            .recv_within(opts.timeout, "waiting for HELLO_ACK")
+        let sent = client.flush_outputs().await;
+        match client
+            .until(|o| matches!(o, ClientOutput::Greeted(_)))
             .await
         {
-            Ok(Message::HelloAck(a)) => a,
-            Ok(other) => {
-                return Err(RemoteError::Unexpected {
-                    got: other.kind(),
-                    expected: "HELLO_ACK",
-                })
-            }
+            Ok(_) => Ok(client),
             Err(e) => {
                 sent?;
-                return Err(e);
-            }
-        };
-        let server = format!("{} {}", ack.server_name, ack.server_version)
-            .trim()
-            .to_string();
-        match ack.status {
-            status::OK => {}
-            status::BUSY => {
-                return Err(RemoteError::Busy {
-                    server,
-                    active: ack.active_sessions,
-                    max: ack.max_sessions,
-                })
-            }
-            status::AUTH_FAIL => return Err(RemoteError::AuthFailed { server }),
-            other => {
-                return Err(RemoteError::Unsupported(format!(
-                    "server {server} answered HELLO with unknown status {other}"
-                )))
+                Err(e)
             }
         }
-        client.hello_ack = ack;
-        Ok(client)
+    }
+
+    fn now(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// The server's HELLO_ACK (capabilities, limits).
     pub fn hello_ack(&self) -> &HelloAck {
-        &self.hello_ack
+        self.session
+            .hello_ack()
+            .expect("a connected client has been greeted")
     }
 
     /// Send CONFIGURE and wait for CONFIGURE_ACK. A pixel format the server did not advertise
     /// is refused here, before anything is sent.
     pub async fn configure(&mut self, c: Configure) -> Result<ConfigureAck, RemoteError> {
-        let mode = c.option("mode").unwrap_or("encode");
-        if mode == "encode" {
-            let cap = match c.pix_fmt {
-                crate::wire::pix_fmt::NV12 => Some("pixfmt.nv12"),
-                crate::wire::pix_fmt::BGRA => Some("pixfmt.bgra"),
-                crate::wire::pix_fmt::P010 => Some("pixfmt.p010"),
-                _ => None,
-            };
-            // Servers that predate capability strings advertise none; do not gate those.
-            if let Some(cap) = cap {
-                if self
-                    .hello_ack
-                    .capabilities
-                    .iter()
-                    .any(|c| c.starts_with("pixfmt."))
-                    && !self.hello_ack.has(cap)
-                {
-                    return Err(RemoteError::Unsupported(format!(
-                        "the server does not accept {cap} (it advertises {})",
-                        self.hello_ack.capabilities.join(", ")
-                    )));
-                }
-            }
-        }
-        if c.option("packet_ack.v1") == Some("1") && !self.hello_ack.has("packet_ack.v1") {
-            return Err(RemoteError::Unsupported(
-                "the server does not advertise packet_ack.v1".into(),
-            ));
-        }
-        self.tx.send(&Message::Configure(c)).await?;
-        // Building a session can take a moment (encoder set-up): allow a few deadlines.
+        let now = self.now();
+        self.session.configure(c, now)?;
+        self.flush_outputs().await?;
         match self
-            .rx
-            .recv_within(self.timeout * 3, "waiting for CONFIGURE_ACK")
+            .until(|o| matches!(o, ClientOutput::Configured(_)))
             .await?
         {
-            Message::ConfigureAck(a) if a.status == 0 => Ok(a),
-            Message::ConfigureAck(a) => Err(RemoteError::Unsupported(format!(
-                "the server refused CONFIGURE with status {}",
-                a.status
-            ))),
-            other => Err(RemoteError::Unexpected {
-                got: other.kind(),
-                expected: "CONFIGURE_ACK",
-            }),
+            ClientOutput::Configured(a) => Ok(a),
+            _ => unreachable!("until() returns what it waited for"),
         }
     }
 
-    /// Send one message.
+    /// Send one message as it is (below the session: for tests and tools that drive the
+    /// protocol by hand).
     pub async fn send(&mut self, m: &Message) -> Result<(), RemoteError> {
-        self.tx.send(m).await
+        self.write(m).await
     }
 
-    /// Receive one message.
+    /// Receive one message as it is (an ERROR from the server becomes
+    /// [`RemoteError::Server`]).
     pub async fn recv(&mut self) -> Result<Message, RemoteError> {
-        self.rx.recv().await
-    }
-
-    /// Split into independently usable halves.
-    pub fn into_split(self) -> (MessageSender, MessageReceiver) {
-        (self.tx, self.rx)
+        match self.read().await? {
+            Message::Error(e) => Err(RemoteError::Server {
+                code: e.code,
+                message: e.message,
+            }),
+            m => Ok(m),
+        }
     }
 
     /// The per-operation deadline.
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
-}
 
-/// How the sender of [`run_stream`] gets input credit back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Credit {
-    /// One credit per PACKET or FRAME received (encode mode: one packet per frame).
-    PerOutput,
-    /// One credit per PACKET_ACK (transcode with `packet_ack.v1`).
-    PacketAck,
-    /// No window (decode, transcode without acks): TCP backpressure only.
-    Unlimited,
+    async fn write(&mut self, m: &Message) -> Result<(), RemoteError> {
+        self.buf.clear();
+        m.encode_into(&mut self.buf)?;
+        match tokio::time::timeout(self.timeout, self.stream.write_all(&self.buf)).await {
+            Ok(Ok(())) => {
+                self.bytes_sent += self.buf.len() as u64;
+                Ok(())
+            }
+            Ok(Err(e)) => Err(RemoteError::io(format!("sending {}", m.kind()), e)),
+            Err(_) => Err(RemoteError::Timeout {
+                what: "writing to the server",
+                after: self.timeout,
+            }),
+        }
+    }
+
+    /// The next whole message. Cancel-safe: partial reads stay buffered.
+    async fn read(&mut self) -> Result<Message, RemoteError> {
+        loop {
+            if let Some(m) = self.codec.poll()? {
+                return Ok(m);
+            }
+            let n = self
+                .stream
+                .read_buf(self.codec.buffer_mut())
+                .await
+                .map_err(|e| RemoteError::io("reading from the server", e))?;
+            if n == 0 {
+                return Err(self.session.handle_closed(self.codec.mid_message()));
+            }
+            self.bytes_received += n as u64;
+        }
+    }
+
+    /// Write what the session wants written; keep the rest for the caller.
+    async fn flush_outputs(&mut self) -> Result<(), RemoteError> {
+        while let Some(o) = self.session.poll_output() {
+            match o {
+                ClientOutput::Send(m) => self.write(&m).await?,
+                other => self.pending.push(other),
+            }
+        }
+        Ok(())
+    }
+
+    /// Read until the session yields an output that `wanted` accepts (under its deadline).
+    async fn until(
+        &mut self,
+        wanted: impl Fn(&ClientOutput) -> bool,
+    ) -> Result<ClientOutput, RemoteError> {
+        loop {
+            if let Some(i) = self.pending.iter().position(&wanted) {
+                return Ok(self.pending.remove(i));
+            }
+            self.step().await?;
+            self.flush_outputs().await?;
+        }
+    }
+
+    /// One message from the server into the session, or its deadline.
+    async fn step(&mut self) -> Result<(), RemoteError> {
+        let deadline = self
+            .session
+            .poll_timeout()
+            .map(|t| tokio::time::Instant::from_std(self.started + t));
+        let m = match deadline {
+            Some(at) => match tokio::time::timeout_at(at, self.read()).await {
+                Ok(m) => m?,
+                Err(_) => {
+                    let now = self.now();
+                    return self.session.handle_timeout(now);
+                }
+            },
+            None => self.read().await?,
+        };
+        let now = self.now();
+        self.session.handle_message(m, now)
+    }
 }
 
 /// Totals of one [`run_stream`].
@@ -334,94 +251,83 @@ pub struct StreamStats {
     pub seconds: f64,
 }
 
+/// Why [`run_stream`] stopped early: the connection, or the application's own output
+/// handler (a file that cannot be written, say), kept apart so each can be reported as what
+/// it is.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError<E> {
+    /// The server or the connection failed.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// `on_output` failed.
+    #[error("{0}")]
+    Output(E),
+}
+
 /// Stream `inputs` (FRAME or PACKET messages) to a configured session with at most `window`
-/// inputs in flight, hand every PACKET/FRAME the server returns to `on_output` in order, send
-/// FLUSH when `inputs` ends and return once DONE arrives.
-pub async fn run_stream(
-    client: Client,
+/// inputs in flight, hand every PACKET/FRAME the server returns to `on_output` in order (a
+/// PACKET in encode and transcode mode, a FRAME in decode mode: anything else is an error),
+/// send FLUSH when `inputs` ends and return once DONE arrives.
+pub async fn run_stream<E>(
+    mut client: Client,
     mut inputs: mpsc::Receiver<Message>,
     window: usize,
     credit: Credit,
-    mut on_output: impl FnMut(Message) -> Result<(), RemoteError>,
-) -> Result<StreamStats, RemoteError> {
-    let timeout = client.timeout();
-    let (mut tx, mut rx) = client.into_split();
-    let credits = Arc::new(Semaphore::new(window.max(1)));
-    let flushed = Arc::new(Notify::new());
+    mut on_output: impl FnMut(Message) -> Result<(), E>,
+) -> Result<StreamStats, RunError<E>> {
     let started = Instant::now();
-    let sender = {
-        let credits = credits.clone();
-        let flushed = flushed.clone();
-        tokio::spawn(async move {
-            let mut sent = 0u64;
-            while let Some(m) = inputs.recv().await {
-                if credit != Credit::Unlimited {
-                    match credits.acquire().await {
-                        Ok(p) => p.forget(),
-                        Err(_) => break,
-                    }
+    client.session.set_window(credit, window);
+    let mut inputs_open = true;
+    loop {
+        for o in std::mem::take(&mut client.pending) {
+            match o {
+                ClientOutput::Output(m) => on_output(m).map_err(RunError::Output)?,
+                ClientOutput::Done => {
+                    let (inputs, outputs) = client.session.counts();
+                    return Ok(StreamStats {
+                        inputs,
+                        outputs,
+                        bytes_sent: client.bytes_sent,
+                        bytes_received: client.bytes_received,
+                        seconds: started.elapsed().as_secs_f64(),
+                    });
                 }
-                tx.send(&m).await?;
-                sent += 1;
-            }
-            tx.send(&Message::Flush).await?;
-            flushed.notify_one();
-            Ok::<(u64, MessageSender), RemoteError>((sent, tx))
-        })
-    };
-    let mut outputs = 0u64;
-    let mut draining = false;
-    let result: Result<(), RemoteError> = async {
-        loop {
-            let m = if draining {
-                rx.recv_within(timeout, "waiting for the server to drain after FLUSH")
-                    .await?
-            } else {
-                tokio::select! {
-                    m = rx.recv() => m?,
-                    _ = flushed.notified() => { draining = true; continue; }
-                }
-            };
-            match m {
-                Message::Done => return Ok(()),
-                m @ (Message::Packet(_) | Message::Frame(_)) => {
-                    outputs += 1;
-                    if credit == Credit::PerOutput {
-                        credits.add_permits(1);
-                    }
-                    on_output(m)?;
-                }
-                Message::PacketAck => {
-                    if credit == Credit::PacketAck {
-                        credits.add_permits(1);
-                    }
-                }
-                Message::Pong | Message::Unknown { .. } => {}
-                other => {
-                    return Err(RemoteError::Unexpected {
-                        got: other.kind(),
-                        expected: "PACKET, FRAME, PACKET_ACK or DONE",
-                    })
-                }
+                _ => {}
             }
         }
+        let room = inputs_open && client.session.can_send();
+        let deadline = client
+            .session
+            .poll_timeout()
+            .map(|t| tokio::time::Instant::from_std(client.started + t));
+        tokio::select! {
+            m = client.read() => {
+                let m = m?;
+                let now = client.now();
+                client.session.handle_message(m, now)?;
+            }
+            input = inputs.recv(), if room => {
+                let now = client.now();
+                match input {
+                    Some(m) => client.session.send_input(m, now)?,
+                    None => {
+                        inputs_open = false;
+                        client.session.finish(now);
+                    }
+                }
+            }
+            _ = sleep_until(deadline) => {
+                let now = client.now();
+                client.session.handle_timeout(now)?;
+            }
+        }
+        client.flush_outputs().await?;
     }
-    .await;
-    credits.close();
-    if let Err(e) = result {
-        sender.abort();
-        return Err(e);
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
-    let sender_result = sender.await;
-    let (sent, tx) = match sender_result {
-        Ok(r) => r?,
-        Err(e) => return Err(RemoteError::Unsupported(format!("sender task failed: {e}"))),
-    };
-    Ok(StreamStats {
-        inputs: sent,
-        outputs,
-        bytes_sent: tx.bytes_sent(),
-        bytes_received: rx.bytes_received(),
-        seconds: started.elapsed().as_secs_f64(),
-    })
 }

@@ -89,16 +89,23 @@ impl std::str::FromStr for Compression {
 /// Default Zstd level (the reference's).
 pub const ZSTD_LEVEL: i32 = 1;
 
-/// Compress one plane (`data` is exactly stride × height bytes).
-pub fn compress_plane(mode: Compression, data: &[u8]) -> Bytes {
+/// Compress plane `plane` (`data` is exactly stride × height bytes).
+pub fn compress_plane(
+    mode: Compression,
+    plane: usize,
+    data: &[u8],
+) -> Result<Bytes, CompressionError> {
     match mode {
-        Compression::None => Bytes::copy_from_slice(data),
-        Compression::Lz4 => Bytes::from(lz4_flex::block::compress(data)),
-        // Compressing from memory into memory cannot fail except on allocation.
+        Compression::None => Ok(Bytes::copy_from_slice(data)),
+        Compression::Lz4 => Ok(Bytes::from(lz4_flex::block::compress(data))),
         #[cfg(feature = "zstd")]
-        Compression::Zstd => {
-            Bytes::from(zstd::bulk::compress(data, ZSTD_LEVEL).unwrap_or_else(|_| Vec::new()))
-        }
+        Compression::Zstd => zstd::bulk::compress(data, ZSTD_LEVEL)
+            .map(Bytes::from)
+            .map_err(|e| CompressionError::Compress {
+                codec: "zstd",
+                plane,
+                detail: e.to_string(),
+            }),
     }
 }
 
@@ -190,7 +197,7 @@ mod tests {
     fn round_trips_and_size_mismatch() {
         let data: Vec<u8> = (0..10_000u32).map(|i| (i / 7) as u8).collect();
         for &mode in Compression::ALL {
-            let c = compress_plane(mode, &data);
+            let c = compress_plane(mode, 0, &data).unwrap();
             let back = decompress_plane(mode, 0, &c, data.len()).unwrap();
             assert_eq!(&back[..], &data[..], "{mode:?}");
             if mode != Compression::None {
@@ -207,9 +214,9 @@ mod tests {
     fn lz4_is_a_raw_block_and_zstd_a_frame() {
         // A raw LZ4 block, no frame header or size prefix: token 0x40 (4 literals, no match), then them.
         let data = [7u8; 4];
-        let c = compress_plane(Compression::Lz4, &data);
+        let c = compress_plane(Compression::Lz4, 0, &data).unwrap();
         assert_eq!(&c[..], &[0x40, 7, 7, 7, 7]);
-        let z = compress_plane(Compression::Zstd, &data);
+        let z = compress_plane(Compression::Zstd, 0, &data).unwrap();
         assert_eq!(&z[..4], &[0x28, 0xB5, 0x2F, 0xFD], "zstd frame magic");
     }
 }

@@ -7,11 +7,16 @@
 //!
 //! * [`wire`]: the sans-IO codec — every message, the header, [`wire::Vtr1Codec`] (incremental
 //!   decoding, size caps checked on the header before allocating).
-//! * [`compress`]: per-plane LZ4 (raw block) / Zstd (frame) FRAME compression.
-//! * [`session`]: the synchronous media side of a server session (CONFIGURE options → encoder
-//!   config, plane validation, timestamp rules, encode/decode/transcode), no sockets.
-//! * [`server`]: the tokio shell — accept loop, session limit, token check, deadlines.
-//! * [`client`]: the async client.
+//! * [`compress`]: per-plane LZ4 (raw block) / Zstd (frame) FRAME compression; [`planes`]:
+//!   FRAME plane geometry, validation and building.
+//! * [`settings`]: CONFIGURE options → session settings, checked against [`settings::ServerCaps`].
+//! * [`server_session`] and [`client_session`]: each side's protocol, sans-IO — handshake,
+//!   PING, FLUSH/DONE, the in-flight window and every deadline, with time passed in. The tests
+//!   drive a client and a server session as a pair in simulated time.
+//! * [`media`]: the synchronous media side of a server session (encode/decode/transcode,
+//!   timestamp rules), no sockets; [`timing`]: its encode times in constant space.
+//! * [`server`] and [`client`]: thin tokio shells around the sessions (sockets, the session
+//!   limit, the media thread).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), framecast_remote::RemoteError> {
@@ -38,11 +43,18 @@
 
 pub mod annexb;
 pub mod client;
+pub mod client_session;
 pub mod compress;
 mod error;
+pub mod media;
+pub mod planes;
 pub mod server;
-pub mod session;
+pub mod server_session;
+pub mod settings;
+pub mod timing;
 pub mod wire;
 
 pub use compress::Compression;
-pub use error::{CompressionError, RemoteError, WireError};
+pub use error::{
+    CompressionError, ConfigureError, PlaneError, RemoteError, SessionFailure, WireError,
+};

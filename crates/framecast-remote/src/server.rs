@@ -1,27 +1,27 @@
-//! The VTR1 server: a thin tokio shell around [`crate::wire::Vtr1Codec`] and
-//! [`crate::session::MediaSession`].
+//! The VTR1 server: a thin tokio shell around [`Vtr1ServerSession`] (the protocol) and
+//! [`MediaSession`] (the codecs).
 //!
-//! One task per connection reads messages, each under a deadline that covers the whole
-//! message (header and body), so a client that trickles bytes is cut off; one writer task per
-//! connection writes each message under a write deadline; the media work (decompression,
-//! conversion, encoding, decoding) runs on a dedicated thread per session, never on the async
-//! runtime. A session that fails sends ERROR and closes; it never affects another session.
+//! One task per connection reads whole messages into the session and sleeps until the
+//! session's deadline (which covers a whole message, so a client that trickles bytes is cut
+//! off); one writer task per connection writes each message under a write deadline; the
+//! media work (decompression, conversion, encoding, decoding) runs on a dedicated thread per
+//! session, never on the async runtime. A session that fails sends ERROR and closes; it never
+//! affects another session.
 
-use crate::error::{RemoteError, WireError};
-use crate::session::{parse_configure, MediaSession, ServerCaps, SessionFailure};
-use crate::wire::{
-    error_code, status, ErrorMsg, HelloAck, Limits, Message, MessageType, Vtr1Codec,
-    DEFAULT_MAX_MESSAGE_BYTES,
-};
+use crate::error::{ConfigureError, RemoteError, SessionFailure, WireError};
+use crate::media::MediaSession;
+use crate::server_session::{ReadFailure, ServerOutput, ServerSessionConfig, Vtr1ServerSession};
+use crate::settings::{ServerCaps, SessionSettings};
+use crate::timing::TimingStats;
+use crate::wire::{error_code, ErrorMsg, Limits, Message, Vtr1Codec, DEFAULT_MAX_MESSAGE_BYTES};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use subtle::ConstantTimeEq;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tracing::{debug, info, warn};
 
 /// Server settings (the `framecast remote serve` flags).
@@ -66,10 +66,28 @@ impl Default for ServerConfig {
     }
 }
 
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A setting is out of range or names something this machine lacks.
+    #[error("{0}")]
+    Config(String),
+    /// The socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
 struct Shared {
-    config: ServerConfig,
-    caps: ServerCaps,
+    session: Arc<ServerSessionConfig>,
+    write_timeout: Duration,
     slots: Arc<Semaphore>,
+    max_sessions: usize,
     next_id: AtomicU64,
 }
 
@@ -82,38 +100,51 @@ pub struct Server {
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
-            .field("config", &self.shared.config)
-            .field("caps", &self.shared.caps)
+            .field("config", &self.shared.session)
             .finish()
     }
 }
 
 impl Server {
     /// Probe the machine's capabilities and bind the listening socket.
-    pub async fn bind(config: ServerConfig) -> Result<Server, RemoteError> {
+    pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
         if config.max_sessions == 0 || config.max_sessions > u16::MAX as usize {
-            return Err(RemoteError::Unsupported(format!(
+            return Err(ServerError::Config(format!(
                 "max-sessions {} must be between 1 and 65535",
                 config.max_sessions
             )));
         }
         let caps = ServerCaps::probe(config.backend.as_deref());
         if config.backend.is_some() && caps.backend.is_none() {
-            return Err(RemoteError::Unsupported(format!(
+            return Err(ServerError::Config(format!(
                 "encoder backend {:?} is not available here (see `framecast doctor`)",
                 config.backend.as_deref().unwrap_or("")
             )));
         }
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| RemoteError::io(format!("cannot listen on {}", config.listen), e))?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
                 slots: Arc::new(Semaphore::new(config.max_sessions)),
-                config,
-                caps,
+                max_sessions: config.max_sessions,
+                write_timeout: config.write_timeout,
                 next_id: AtomicU64::new(1),
+                session: Arc::new(ServerSessionConfig {
+                    token: config.token,
+                    caps,
+                    handshake_timeout: config.handshake_timeout,
+                    idle_timeout: config.idle_timeout,
+                    max_message_bytes: config.max_message_bytes,
+                    server_name: config.server_name,
+                    server_version: config.server_version,
+                    max_sessions: config.max_sessions as u16,
+                }),
             }),
         })
     }
@@ -122,20 +153,20 @@ impl Server {
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
-            .unwrap_or(self.shared.config.listen)
+            .expect("a bound listener has an address")
     }
 
     /// What HELLO_ACK advertises.
     pub fn capabilities(&self) -> &ServerCaps {
-        &self.shared.caps
+        &self.shared.session.caps
     }
 
     /// Accept and serve connections forever (each on its own task).
     pub async fn run(self) -> Result<(), RemoteError> {
         info!(
             addr = %self.local_addr(),
-            caps = ?self.shared.caps.capabilities,
-            max_sessions = self.shared.config.max_sessions,
+            caps = ?self.shared.session.caps.capabilities,
+            max_sessions = self.shared.max_sessions,
             "VTR1 server listening"
         );
         loop {
@@ -164,24 +195,28 @@ struct Outgoing {
     close: bool,
 }
 
-fn encoded(m: &Message) -> Vec<u8> {
-    // Server messages always fit (strings are ours, planes bounded by the size checks).
-    m.encode().unwrap_or_default()
+/// The bytes of a message this server sends. A message that cannot be encoded (a string or
+/// a count over its wire field) becomes an ERROR 5 that says so, and ends the session: the
+/// peer never gets a silent empty message.
+fn wire_bytes(m: &Message) -> (Vec<u8>, bool) {
+    match m.encode() {
+        Ok(b) => (b, false),
+        Err(e) => {
+            warn!(kind = %m.kind(), error = %e, "cannot encode a message for the client");
+            (internal_error(&e), true)
+        }
+    }
 }
 
-fn error_bytes(code: u32, message: impl Into<String>) -> Vec<u8> {
-    encoded(&Message::Error(ErrorMsg {
-        code,
-        message: message.into(),
-    }))
-}
-
-#[derive(Debug)]
-enum ReadFail {
-    Wire(WireError),
-    Eof { mid_message: bool },
-    Timeout { mid_message: bool },
-    Io(std::io::Error),
+fn internal_error(e: &WireError) -> Vec<u8> {
+    let mut message = format!("internal: cannot send a message: {e}");
+    message.truncate(1024);
+    Message::Error(ErrorMsg {
+        code: error_code::INTERNAL,
+        message,
+    })
+    .encode()
+    .expect("a short ERROR always encodes")
 }
 
 struct Reader {
@@ -191,31 +226,23 @@ struct Reader {
 }
 
 impl Reader {
-    /// One whole message within `deadline` (header and body together).
-    async fn message(&mut self, deadline: Duration) -> Result<Message, ReadFail> {
-        let fut = async {
-            loop {
-                match self.codec.poll() {
-                    Ok(Some(m)) => return Ok(m),
-                    Ok(None) => {}
-                    Err(e) => return Err(ReadFail::Wire(e)),
-                }
-                match self.rd.read_buf(self.codec.buffer_mut()).await {
-                    Ok(0) => {
-                        return Err(ReadFail::Eof {
-                            mid_message: self.codec.mid_message(),
-                        })
-                    }
-                    Ok(n) => self.bytes_in += n as u64,
-                    Err(e) => return Err(ReadFail::Io(e)),
-                }
+    /// The next whole message. Cancel-safe: partial input stays in the codec's buffer.
+    async fn message(&mut self) -> Result<Message, ReadFailure> {
+        loop {
+            match self.codec.poll() {
+                Ok(Some(m)) => return Ok(m),
+                Ok(None) => {}
+                Err(e) => return Err(ReadFailure::Wire(e)),
             }
-        };
-        match tokio::time::timeout(deadline, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(ReadFail::Timeout {
-                mid_message: self.codec.mid_message(),
-            }),
+            match self.rd.read_buf(self.codec.buffer_mut()).await {
+                Ok(0) => {
+                    return Err(ReadFailure::Closed {
+                        mid_message: self.codec.mid_message(),
+                    })
+                }
+                Ok(n) => self.bytes_in += n as u64,
+                Err(e) => return Err(ReadFailure::Io(e.to_string())),
+            }
         }
     }
 
@@ -240,7 +267,6 @@ async fn writer_task(
     mut rx: mpsc::Receiver<Outgoing>,
     write_timeout: Duration,
     bytes_out: Arc<AtomicU64>,
-    closed: watch::Sender<bool>,
 ) {
     while let Some(out) = rx.recv().await {
         match tokio::time::timeout(write_timeout, wr.write_all(&out.bytes)).await {
@@ -261,22 +287,12 @@ async fn writer_task(
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
-    let _ = closed.send(true);
 }
 
 async fn busy(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
-    let max = shared.config.max_sessions as u16;
-    let ack = Message::HelloAck(HelloAck {
-        status: status::BUSY,
-        server_name: shared.config.server_name.clone(),
-        server_version: shared.config.server_version.clone(),
-        capabilities: shared.caps.capabilities.clone(),
-        max_sessions: max,
-        active_sessions: max,
-    });
     info!(%peer, "session limit reached: BUSY");
-    let t = shared.config.write_timeout;
-    let _ = tokio::time::timeout(t, stream.write_all(&encoded(&ack))).await;
+    let (bytes, _) = wire_bytes(&shared.session.busy_ack());
+    let _ = tokio::time::timeout(shared.write_timeout, stream.write_all(&bytes)).await;
     let _ = stream.shutdown().await;
     let mut sink = [0u8; 4096];
     let _ = tokio::time::timeout(Duration::from_millis(500), async {
@@ -289,9 +305,27 @@ async fn busy(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
     .await;
 }
 
-fn token_matches(expected: &str, got: &str) -> bool {
-    // Constant time in the content; the length is not secret-dependent beyond itself.
-    expected.as_bytes().ct_eq(got.as_bytes()).into()
+/// How the media thread ended.
+enum MediaEnd {
+    /// DONE was sent after FLUSH.
+    Done,
+    /// ERROR was sent.
+    Failed(SessionFailure),
+    /// Its input or the writer went away.
+    Stopped,
+}
+
+struct MediaReport {
+    end: MediaEnd,
+    inputs: u64,
+    outputs: u64,
+    dropped: u64,
+    timing: TimingStats,
+}
+
+enum Work {
+    Media(Message),
+    Flush,
 }
 
 async fn connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64) {
@@ -300,391 +334,237 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, id
         busy(&shared, stream, peer).await;
         return;
     };
-    let cfg = &shared.config;
     let started = Instant::now();
+    let active = (shared.max_sessions - shared.slots.available_permits()) as u16;
+    let mut session = Vtr1ServerSession::new(shared.session.clone(), Duration::ZERO, active);
     let (rd, wr) = stream.into_split();
     let mut reader = Reader {
         rd,
-        codec: Vtr1Codec::new(Limits::server(cfg.max_message_bytes)),
+        codec: Vtr1Codec::new(Limits::server(shared.session.max_message_bytes)),
         bytes_in: 0,
     };
     let bytes_out = Arc::new(AtomicU64::new(0));
     let (out_tx, out_rx) = mpsc::channel::<Outgoing>(64);
-    let (closed_tx, mut closed_rx) = watch::channel(false);
     let writer = tokio::spawn(writer_task(
         wr,
         out_rx,
-        cfg.write_timeout,
+        shared.write_timeout,
         bytes_out.clone(),
-        closed_tx,
     ));
-    let mut summary = Summary {
-        id,
-        peer,
-        mode: "-",
-        reason: String::new(),
-        media: None,
-    };
-
-    let end = session(&shared, &mut reader, &out_tx, &mut closed_rx, &mut summary).await;
-    summary.reason = end;
+    let mut media: Option<(mpsc::Sender<Work>, oneshot::Receiver<MediaReport>)> = None;
+    let mut report: Option<MediaReport> = None;
+    let now = || started.elapsed();
+    'session: loop {
+        while let Some(output) = session.poll_output() {
+            match output {
+                ServerOutput::Send(m) => {
+                    let (bytes, failed) = wire_bytes(&m);
+                    let close = failed;
+                    if out_tx.send(Outgoing { bytes, close }).await.is_err() || failed {
+                        break 'session; // the writer is gone, or an ERROR 5 ended the session
+                    }
+                }
+                ServerOutput::StartMedia(settings) => {
+                    match start_media(*settings, &shared, out_tx.clone(), id) {
+                        Ok(m) => media = Some(m),
+                        Err(e) => {
+                            let failure = SessionFailure::Configure(ConfigureError::Codec(
+                                format!("cannot start the session thread: {e}"),
+                            ));
+                            let (bytes, _) = wire_bytes(&Message::Error(ErrorMsg {
+                                code: failure.code(),
+                                message: failure.to_string(),
+                            }));
+                            let _ = out_tx.send(Outgoing { bytes, close: true }).await;
+                            session.handle_media_failure(&failure);
+                        }
+                    }
+                }
+                // If the media thread has ended, its report (below) says why.
+                ServerOutput::Media(m) => {
+                    if let Some((work, _)) = &media {
+                        let _ = work.send(Work::Media(m)).await;
+                    }
+                }
+                ServerOutput::FlushMedia => {
+                    if let Some((work, _)) = &media {
+                        let _ = work.send(Work::Flush).await;
+                    }
+                }
+                ServerOutput::Close => break 'session,
+            }
+        }
+        let deadline = session
+            .poll_timeout()
+            .map(|t| tokio::time::Instant::from_std(started + t));
+        let media_end = async {
+            match &mut media {
+                Some((_, end)) => end.await.ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = reader.message() => match r {
+                Ok(m) => session.handle_message(m, now()),
+                Err(f) => session.handle_read_failure(f),
+            },
+            _ = sleep_until(deadline) => session.handle_timeout(now(), reader.codec.mid_message()),
+            r = media_end => {
+                media = None;
+                match r {
+                    Some(r) => {
+                        match &r.end {
+                            MediaEnd::Done => session.handle_media_done(),
+                            MediaEnd::Failed(f) => session.handle_media_failure(f),
+                            MediaEnd::Stopped => session.handle_read_failure(ReadFailure::Io("the connection's writer stopped".into())),
+                        }
+                        report = Some(r);
+                    }
+                    None => session.handle_read_failure(ReadFailure::Io("the session thread ended".into())),
+                }
+            }
+        }
+    }
+    // Close the media thread's input: it flushes nothing more and reports.
+    if let Some((work, end)) = media.take() {
+        drop(work);
+        report = end.await.ok().or(report);
+    }
     drop(out_tx);
     let _ = writer.await;
     reader.linger(Duration::from_millis(500)).await;
     drop(permit);
-    summary.log(
+    summary(
+        id,
+        peer,
+        &session,
+        report.as_ref(),
         reader.bytes_in,
         bytes_out.load(Ordering::Relaxed),
         started.elapsed(),
     );
 }
 
-struct Summary {
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn summary(
     id: u64,
     peer: SocketAddr,
-    mode: &'static str,
-    reason: String,
-    media: Option<WorkerReport>,
+    session: &Vtr1ServerSession,
+    media: Option<&MediaReport>,
+    bytes_in: u64,
+    bytes_out: u64,
+    elapsed: Duration,
+) {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let (frames, outputs, dropped, avg, max) = media.map_or((0, 0, 0, 0.0, 0.0), |r| {
+        (
+            r.inputs,
+            r.outputs,
+            r.dropped,
+            r.timing.mean(),
+            r.timing.max(),
+        )
+    });
+    info!(
+        "SUMMARY session={id} peer={peer} mode={} frames={frames} outputs={outputs} dropped={dropped} \
+         bytes_in={bytes_in} bytes_out={bytes_out} seconds={secs:.3} in_mbps={:.2} out_mbps={:.2} \
+         avg_encode_ms={avg:.2} max_encode_ms={max:.2} end={}",
+        session.mode().map_or("-", |m| m.name()),
+        bytes_in as f64 * 8.0 / secs / 1e6,
+        bytes_out as f64 * 8.0 / secs / 1e6,
+        session.end_reason().unwrap_or("-")
+    );
 }
 
-impl Summary {
-    fn log(&self, bytes_in: u64, bytes_out: u64, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64().max(1e-9);
-        let (frames, outputs, dropped, avg, max) = match &self.media {
-            Some(r) => {
-                let n = r.encode_ms.len().max(1) as f64;
-                (
-                    r.inputs,
-                    r.outputs,
-                    r.dropped,
-                    if r.encode_ms.is_empty() {
-                        0.0
-                    } else {
-                        r.encode_ms.iter().sum::<f64>() / n
-                    },
-                    r.encode_ms.iter().cloned().fold(0.0, f64::max),
-                )
-            }
-            None => (0, 0, 0, 0.0, 0.0),
-        };
-        info!(
-            "SUMMARY session={} peer={} mode={} frames={frames} outputs={outputs} dropped={dropped} \
-             bytes_in={bytes_in} bytes_out={bytes_out} seconds={secs:.3} in_mbps={:.2} out_mbps={:.2} \
-             avg_encode_ms={avg:.2} max_encode_ms={max:.2} end={}",
-            self.id,
-            self.peer,
-            self.mode,
-            bytes_in as f64 * 8.0 / secs / 1e6,
-            bytes_out as f64 * 8.0 / secs / 1e6,
-            self.reason
-        );
-    }
-}
-
-struct WorkerReport {
-    inputs: u64,
-    outputs: u64,
-    dropped: u64,
-    encode_ms: Vec<f64>,
-}
-
-enum Work {
-    Media(Message),
-    Flush,
-}
-
-/// Wait for the handshake message `want` within the handshake deadline, answering PING and
-/// skipping unknown types. `pick` takes the wanted message out; any other message gets an
-/// ERROR and ends the session (the `Err` is why).
-async fn handshake_message<T>(
-    reader: &mut Reader,
-    cfg: &ServerConfig,
-    out: &mpsc::Sender<Outgoing>,
-    want: &'static str,
-    pick: impl Fn(Message) -> Result<T, Message>,
-) -> Result<T, String> {
-    loop {
-        match reader.message(cfg.handshake_timeout).await {
-            Ok(Message::Ping) => {
-                let _ = out
-                    .send(Outgoing {
-                        bytes: encoded(&Message::Pong),
-                        close: false,
-                    })
-                    .await;
-            }
-            Ok(Message::Unknown { .. }) => {}
-            Ok(m) => match pick(m) {
-                Ok(wanted) => return Ok(wanted),
-                Err(other) => {
-                    let bytes = error_bytes(
-                        error_code::BAD_REQUEST,
-                        format!("expected {want}, got {}", other.kind()),
-                    );
-                    let _ = out.send(Outgoing { bytes, close: true }).await;
-                    return Err(format!("{} before {want}", other.kind()));
-                }
-            },
-            Err(e) => return Err(read_failure(e, out, want).await),
-        }
-    }
-}
-
-/// The handshake and main loop; returns why the session ended.
-async fn session(
+/// Start the media thread for `settings`. It answers CONFIGURE_ACK (or ERROR 1), then
+/// processes FRAME/PACKET messages in order, and reports how it ended.
+#[allow(clippy::type_complexity)]
+fn start_media(
+    settings: SessionSettings,
     shared: &Shared,
-    reader: &mut Reader,
-    out: &mpsc::Sender<Outgoing>,
-    closed: &mut watch::Receiver<bool>,
-    summary: &mut Summary,
-) -> String {
-    let cfg = &shared.config;
-    let send_close = |bytes: Vec<u8>| async move {
-        let _ = out.send(Outgoing { bytes, close: true }).await;
-    };
-
-    // HELLO
-    let hello = match handshake_message(reader, cfg, out, "HELLO", |m| match m {
-        Message::Hello(h) => Ok(h),
-        other => Err(other),
-    })
-    .await
-    {
-        Ok(h) => h,
-        Err(reason) => return reason,
-    };
-    if let Some(token) = &cfg.token {
-        if !token_matches(token, &hello.token) {
-            let ack = HelloAck {
-                status: status::AUTH_FAIL,
-                server_name: cfg.server_name.clone(),
-                server_version: cfg.server_version.clone(),
-                capabilities: Vec::new(),
-                max_sessions: cfg.max_sessions as u16,
-                active_sessions: active(shared),
-            };
-            send_close(encoded(&Message::HelloAck(ack))).await;
-            return "authentication failed".into();
-        }
-    }
-    let ack = HelloAck {
-        status: status::OK,
-        server_name: cfg.server_name.clone(),
-        server_version: cfg.server_version.clone(),
-        capabilities: shared.caps.capabilities.clone(),
-        max_sessions: cfg.max_sessions as u16,
-        active_sessions: active(shared),
-    };
-    debug!(client = %hello.client_name, build = %hello.build, codec = %hello.codec, "HELLO");
-    if out
-        .send(Outgoing {
-            bytes: encoded(&Message::HelloAck(ack)),
-            close: false,
-        })
-        .await
-        .is_err()
-    {
-        return "writer closed".into();
-    }
-
-    // CONFIGURE
-    let configure = match handshake_message(reader, cfg, out, "CONFIGURE", |m| match m {
-        Message::Configure(c) => Ok(c),
-        other => Err(other),
-    })
-    .await
-    {
-        Ok(c) => c,
-        Err(reason) => return reason,
-    };
-    let settings = match parse_configure(
-        &configure,
-        &hello.codec,
-        &shared.caps,
-        cfg.max_message_bytes,
-    ) {
-        Ok(s) => s,
-        Err(msg) => {
-            let text = format!("configure failed: {msg}");
-            info!("{text}");
-            send_close(error_bytes(error_code::CONFIGURE_FAILED, text.clone())).await;
-            return text;
-        }
-    };
-    summary.mode = settings.mode.name();
-    debug!(?settings, "CONFIGURE");
-
-    // The media thread builds the codecs (sending CONFIGURE_ACK or ERROR 1) and then processes
-    // FRAME/PACKET messages in order.
+    out: mpsc::Sender<Outgoing>,
+    id: u64,
+) -> std::io::Result<(mpsc::Sender<Work>, oneshot::Receiver<MediaReport>)> {
     let (work_tx, work_rx) = mpsc::channel::<Work>(4);
-    let (report_tx, report_rx) = oneshot::channel::<WorkerReport>();
-    let worker_out = out.clone();
-    let max_bytes = cfg.max_message_bytes;
-    let spawned = std::thread::Builder::new()
-        .name(format!("vtr1-session-{}", summary.id))
-        .spawn(move || media_worker(settings, max_bytes, work_rx, worker_out, report_tx));
-    if let Err(e) = spawned {
-        send_close(error_bytes(
-            error_code::CONFIGURE_FAILED,
-            format!("configure failed: cannot start the session thread: {e}"),
-        ))
-        .await;
-        return "thread spawn failed".into();
-    }
-
-    let reason = loop {
-        let msg = tokio::select! {
-            r = reader.message(cfg.idle_timeout) => r,
-            _ = closed.changed() => break "closed by the server".to_string(),
-        };
-        let msg = match msg {
-            Ok(m) => m,
-            Err(e) => break read_failure(e, out, "the next message").await,
-        };
-        match msg {
-            m @ (Message::Frame(_) | Message::Packet(_)) => {
-                if work_tx.send(Work::Media(m)).await.is_err() {
-                    break "session failed".into();
-                }
-            }
-            Message::Flush => {
-                let _ = work_tx.send(Work::Flush).await;
-                break "FLUSH".into();
-            }
-            Message::Ping => {
-                let _ = out
-                    .send(Outgoing {
-                        bytes: encoded(&Message::Pong),
-                        close: false,
-                    })
-                    .await;
-            }
-            Message::Pong => {}
-            Message::Unknown { kind, length } => {
-                debug!("skipped {kind} ({length} bytes)");
-            }
-            Message::Error(e) => break format!("client error {}: {}", e.code, e.message),
-            other => {
-                let kind = other.kind();
-                send_close(error_bytes(
-                    error_code::BAD_REQUEST,
-                    format!("unexpected message type {} ({kind})", kind.0),
-                ))
-                .await;
-                break format!("unexpected {kind}");
-            }
-        }
-    };
-    drop(work_tx);
-    if let Ok(report) = report_rx.await {
-        summary.media = Some(report);
-    }
-    reason
-}
-
-fn active(shared: &Shared) -> u16 {
-    (shared.config.max_sessions - shared.slots.available_permits()) as u16
-}
-
-async fn read_failure(e: ReadFail, out: &mpsc::Sender<Outgoing>, waiting_for: &str) -> String {
-    match e {
-        ReadFail::Wire(w) => {
-            let code = error_code::BAD_REQUEST;
-            let text = match &w {
-                WireError::TooLarge { .. } => format!("message too large: {w}"),
-                _ => w.to_string(),
-            };
-            let _ = out
-                .send(Outgoing {
-                    bytes: error_bytes(code, text.clone()),
-                    close: true,
-                })
-                .await;
-            info!("protocol error: {text}");
-            text
-        }
-        ReadFail::Eof { mid_message } => {
-            if mid_message {
-                format!("connection closed in the middle of {waiting_for}")
-            } else {
-                "connection closed by the client".into()
-            }
-        }
-        ReadFail::Timeout { mid_message } => {
-            let text = if mid_message {
-                format!("deadline passed while receiving {waiting_for} (client too slow)")
-            } else {
-                format!("deadline passed waiting for {waiting_for}")
-            };
-            info!("{text}");
-            text
-        }
-        ReadFail::Io(e) => format!("read failed: {e}"),
-    }
+    let (report_tx, report_rx) = oneshot::channel();
+    let max_bytes = shared.session.max_message_bytes;
+    std::thread::Builder::new()
+        .name(format!("vtr1-session-{id}"))
+        .spawn(move || {
+            let report = media_worker(settings, max_bytes, work_rx, out);
+            let _ = report_tx.send(report);
+        })?;
+    Ok((work_tx, report_rx))
 }
 
 fn media_worker(
-    settings: crate::session::SessionSettings,
+    settings: SessionSettings,
     max_message_bytes: u32,
     mut work: mpsc::Receiver<Work>,
     out: mpsc::Sender<Outgoing>,
-    report: oneshot::Sender<WorkerReport>,
-) {
+) -> MediaReport {
+    // false: the writer is gone, or the message ended the session (an encoding failure).
     let send = |m: &Message, close: bool| {
+        let (bytes, failed) = wire_bytes(m);
         out.blocking_send(Outgoing {
-            bytes: encoded(m),
-            close,
+            bytes,
+            close: close || failed,
         })
         .is_ok()
+            && !failed
     };
     let fail = |f: SessionFailure| {
-        info!("session failed: error {}: {}", f.code, f.message);
+        info!("session failed: error {}: {f}", f.code());
         let _ = send(
             &Message::Error(ErrorMsg {
-                code: f.code,
-                message: f.message,
+                code: f.code(),
+                message: f.to_string(),
             }),
             true,
         );
+        MediaEnd::Failed(f)
     };
     let (mut session, ack) = match MediaSession::new(&settings, max_message_bytes) {
         Ok(x) => x,
         Err(f) => {
-            fail(f);
-            let _ = report.send(WorkerReport {
+            return MediaReport {
+                end: fail(f),
                 inputs: 0,
                 outputs: 0,
                 dropped: 0,
-                encode_ms: Vec::new(),
-            });
-            return;
+                timing: TimingStats::default(),
+            }
         }
     };
+    let mut end = MediaEnd::Stopped;
     if send(&Message::ConfigureAck(ack), false) {
         let mut buf = Vec::new();
-        loop {
+        end = loop {
             buf.clear();
             let item = match work.try_recv() {
                 Ok(item) => item,
-                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => break MediaEnd::Stopped,
                 Err(mpsc::error::TryRecvError::Empty) => {
                     // Nothing queued: hand out what the encoder finishes meanwhile.
                     match session.wait_output(&mut buf) {
                         Ok(true) => {
                             if !buf.iter().all(|m| send(m, false)) {
-                                break;
+                                break MediaEnd::Stopped;
                             }
                             continue;
                         }
                         Ok(false) => {}
-                        Err(f) => {
-                            fail(f);
-                            break;
-                        }
+                        Err(f) => break fail(f),
                     }
                     match work.blocking_recv() {
                         Some(item) => item,
-                        None => break,
+                        None => break MediaEnd::Stopped,
                     }
                 }
             };
@@ -693,35 +573,52 @@ fn media_worker(
                 Work::Media(m) => (session.handle(m, &mut buf), false),
                 Work::Flush => (session.flush(&mut buf), true),
             };
-            let mut ok = buf.iter().all(|m| send(m, false));
+            if !buf.iter().all(|m| send(m, false)) {
+                break MediaEnd::Stopped;
+            }
             if let Err(f) = result {
-                fail(f);
-                ok = false;
-            } else if last {
+                break fail(f);
+            }
+            if last {
                 let _ = send(&Message::Done, true);
-                ok = false;
+                break MediaEnd::Done;
             }
-            if !ok {
-                break;
-            }
-        }
+        };
     }
     let s = session.stats().clone();
-    let _ = report.send(WorkerReport {
+    MediaReport {
+        end,
         inputs: s.inputs,
         outputs: s.outputs,
         dropped: s.dropped,
-        encode_ms: session.encode_ms().to_vec(),
-    });
+        timing: session.encode_timing().cloned().unwrap_or_default(),
+    }
 }
 
-/// The message types a client must not send (answered with ERROR code 4).
-pub fn is_server_only(kind: MessageType) -> bool {
-    matches!(
-        kind,
-        MessageType::HELLO_ACK
-            | MessageType::CONFIGURE_ACK
-            | MessageType::DONE
-            | MessageType::PACKET_ACK
-    )
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Limits, Vtr1Codec};
+
+    #[test]
+    fn a_message_that_cannot_be_encoded_becomes_error_5_not_empty_bytes() {
+        let too_long = Message::Error(ErrorMsg {
+            code: 2,
+            message: "x".repeat(70_000),
+        });
+        let (bytes, ends_session) = wire_bytes(&too_long);
+        assert!(ends_session);
+        let mut codec = Vtr1Codec::new(Limits::client(1 << 20));
+        codec.feed(&bytes);
+        match codec.poll().unwrap() {
+            Some(Message::Error(e)) => {
+                assert_eq!(e.code, error_code::INTERNAL);
+                assert!(e.message.contains("cannot send a message"), "{}", e.message);
+                assert!(e.message.contains("65535"), "{}", e.message);
+            }
+            other => panic!("{other:?}"),
+        }
+        let (ok, ends) = wire_bytes(&Message::Pong);
+        assert!(!ends && !ok.is_empty());
+    }
 }

@@ -57,7 +57,7 @@ async fn remote_encode(
         if let Message::Packet(p) = m {
             packets.push(p);
         }
-        Ok(())
+        Ok::<(), std::convert::Infallible>(())
     })
     .await
     .unwrap();
@@ -139,7 +139,7 @@ async fn encode_bgra_is_converted_by_the_server() {
                 planes: vec![Plane {
                     stride: W * 4,
                     height: H,
-                    data: compress::compress_plane(Compression::Lz4, &f),
+                    data: compress::compress_plane(Compression::Lz4, 0, &f).unwrap(),
                 }],
                 side_data: vec![],
             });
@@ -151,7 +151,7 @@ async fn encode_bgra_is_converted_by_the_server() {
         if let Message::Packet(p) = m {
             stream.extend_from_slice(&p.data);
         }
-        Ok(())
+        Ok::<(), std::convert::Infallible>(())
     })
     .await
     .unwrap();
@@ -413,7 +413,7 @@ async fn transcode_through_run_stream_with_ack_window() {
     let mut count = 0;
     let stats = run_stream(client, rx, 2, Credit::PacketAck, |_| {
         count += 1;
-        Ok(())
+        Ok::<(), std::convert::Infallible>(())
     })
     .await
     .unwrap();

@@ -107,12 +107,12 @@ pub fn nv12_msg(w: u32, y: &[u8], uv: &[u8], pts: i64, c: Compression) -> Messag
             Plane {
                 stride: w,
                 height: h,
-                data: compress_plane(c, y),
+                data: compress_plane(c, 0, y).unwrap(),
             },
             Plane {
                 stride: uvw,
                 height: h.div_ceil(2),
-                data: compress_plane(c, uv),
+                data: compress_plane(c, 1, uv).unwrap(),
             },
         ],
         side_data: vec![],

@@ -154,6 +154,12 @@ pub struct SessionConfig {
     /// often; meanwhile that viewer waits, and nobody else pays. A group whose every viewer
     /// needs one, a join and an encoder rebuild get theirs at once. Default 500 ms.
     pub recovery_interval: Duration,
+    /// A group with an in-sync viewer whose in-flight window is full waits for its ack
+    /// until its usual round trip (RTT EMA) after its oldest frame in flight, plus this,
+    /// before encoding for the others (which would cost that viewer a keyframe). Viewers on
+    /// one link stay in step; a viewer later than that is left behind and recovered.
+    /// Default 100 ms.
+    pub sync_wait: Duration,
     /// `pixel_ratio` tag for headers and `config`.
     pub pixel_ratio: Option<f64>,
     /// `color` tag for headers and `config`.
@@ -180,6 +186,7 @@ impl Default for SessionConfig {
             max_events_per_second: 1000,
             max_viewers: 64,
             recovery_interval: Duration::from_millis(500),
+            sync_wait: Duration::from_millis(100),
             pixel_ratio: None,
             color: None,
         }

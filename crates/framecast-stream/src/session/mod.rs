@@ -26,6 +26,12 @@
 //!   backstop fired. (pdum.rfb 0.3 marks every skipped viewer, so on a link slower than the
 //!   stream every frame becomes a keyframe, each keyframe is slower to send, and the stream
 //!   collapses; this core does not.)
+//! * **A group moves together.** When a viewer that is in sync has its window full, the
+//!   group waits for its ack (until that ack is due — its usual round trip, scaled by the
+//!   frame's size against the usual frame's — plus `sync_wait`, 100 ms) rather than encode a
+//!   frame it would miss: viewers on one link
+//!   stay in step instead of knocking each other out of sync in turn. A viewer later than
+//!   that is left behind: it loses sync.
 //! * **Only the viewer that lost sync pays.** Its keyframe goes out at once when nobody else
 //!   in the group would pay for it (every ready viewer needs one: a lone viewer, say). When
 //!   other viewers are in sync, recovery keyframes are spaced by `recovery_interval`; the
@@ -334,6 +340,16 @@ impl StreamCore {
             if self.recovery_waiting(id, g) {
                 at(self.idle_recovery_at(g));
             }
+            let pending =
+                g.busy.is_none() && self.latest.is_some_and(|f| g.last_submitted != Some(f.id));
+            let max = self.config.max_inflight;
+            if pending && self.members(id).any(|(_, v)| v.ready(max)) {
+                for (_, v) in self.members(id).filter(|(_, v)| !v.ready(max)) {
+                    if let Some(deadline) = self.sync_deadline(v) {
+                        at(deadline);
+                    }
+                }
+            }
         }
         next
     }
@@ -468,10 +484,16 @@ impl StreamCore {
                 waiting.push(id);
             }
         }
-        if ready.is_empty() {
-            // Encoded for nobody: nobody's reference chain breaks, so nobody needs a keyframe.
+        // Wait for an in-sync viewer that is not late yet rather than break its chain.
+        let worth_waiting = video
+            && waiting
+                .iter()
+                .filter_map(|id| self.sync_deadline(&self.viewers[id]))
+                .any(|deadline| now < deadline);
+        if ready.is_empty() || worth_waiting {
+            // Encoded for nobody (yet): nobody's reference chain breaks.
             if trigger == Trigger::Publish {
-                for id in waiting {
+                for &id in &waiting {
                     self.viewer_mut(id).count_drop(frame.id);
                 }
             }
@@ -498,6 +520,16 @@ impl StreamCore {
         g.force_keyframe
             || (ready.iter().any(needs)
                 && (!in_sync || now >= g.recovery_due_at(self.config.recovery_interval)))
+    }
+
+    /// Until when its group waits for `v`, an in-sync viewer with a full window: when the
+    /// ack of its oldest frame in flight is due ([`Viewer::ack_due`]), plus `sync_wait`.
+    /// `None` when it is not in sync (then nobody waits for it) or has nothing in flight.
+    fn sync_deadline(&self, v: &Viewer) -> Option<Duration> {
+        if v.needs_keyframe {
+            return None;
+        }
+        Some(v.ack_due(self.config.inflight_timeout)? + self.config.sync_wait)
     }
 
     /// A ready viewer is waiting for a recovery keyframe that the interval holds back, and
@@ -830,6 +862,8 @@ impl StreamCore {
                 }
             }
         }
+        // Groups waiting for a late viewer move on once it is too late.
+        regroup.extend(self.groups.keys().copied());
         for g in regroup {
             self.schedule(g, now, Trigger::Other);
         }

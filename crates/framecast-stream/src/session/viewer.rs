@@ -10,6 +10,7 @@ use std::time::Duration;
 pub(super) struct Inflight {
     pub seq: u64,
     pub sent_at: Duration,
+    pub bytes: usize,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -21,6 +22,8 @@ pub(super) struct ViewerStats {
     pub recoveries: u64,
     pub bytes_sent: u64,
     pub rtt_ms: Option<f64>,
+    /// EMA of acknowledged payload sizes (the size `rtt_ms` goes with).
+    pub acked_bytes: Option<f64>,
     pub decode_queue_size: u32,
     pub sent: RateWindow,
     pub acked: RateWindow,
@@ -123,7 +126,11 @@ impl Viewer {
     pub fn sent(&mut self, bytes: usize, keyframe: bool, now: Duration) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.inflight.push_back(Inflight { seq, sent_at: now });
+        self.inflight.push_back(Inflight {
+            seq,
+            sent_at: now,
+            bytes,
+        });
         self.needs_keyframe = false;
         self.stats.frames_sent += 1;
         self.stats.keyframes_sent += keyframe as u64;
@@ -138,13 +145,30 @@ impl Viewer {
         let Some(pos) = self.inflight.iter().position(|i| i.seq == seq) else {
             return false;
         };
-        let sent = self.inflight[pos].sent_at;
+        let Inflight { sent_at, bytes, .. } = self.inflight[pos];
         self.inflight.drain(..=pos);
-        let rtt = now.saturating_sub(sent).as_secs_f64() * 1e3;
+        let rtt = now.saturating_sub(sent_at).as_secs_f64() * 1e3;
         self.stats.rtt_ms = Some(ema(self.stats.rtt_ms, rtt));
+        self.stats.acked_bytes = Some(ema(self.stats.acked_bytes, bytes as f64));
         self.stats.frames_acked += 1;
         self.stats.acked.push(now, 0);
         true
+    }
+
+    /// When the ack of the oldest frame in flight is due: its send time plus the usual round
+    /// trip, scaled by how much larger it is than the usual frame (on a slow link a keyframe
+    /// takes several deltas' time), at most `cap`. `None` with nothing in flight.
+    pub fn ack_due(&self, cap: Duration) -> Option<Duration> {
+        let oldest = self.inflight.front()?;
+        let rtt = self.stats.rtt_ms.unwrap_or(0.0) / 1e3;
+        let usual = self
+            .stats
+            .acked_bytes
+            .unwrap_or(oldest.bytes as f64)
+            .max(1.0);
+        let scale = (oldest.bytes as f64 / usual).max(1.0);
+        let expected = Duration::from_secs_f64((rtt * scale).min(cap.as_secs_f64()));
+        Some(oldest.sent_at + expected)
     }
 
     /// `(fps sent, fps acked, bits/s sent)` over the last second.

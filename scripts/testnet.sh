@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# A two-host test network on this machine: network namespaces fc-srv (10.77.0.1) and fc-view
+# (10.77.0.2) joined by a veth pair. The link from server to viewers can be shaped with tc tbf
+# on the server-side veth, so the server's TCP sockets meet a real kernel bottleneck queue.
+# Nothing leaves the machine: the addresses exist only inside namespaces this script creates
+# and removes. Needs root (CAP_NET_ADMIN).
+#
+#   scripts/testnet.sh up [RATE]       create the namespaces (RATE e.g. 4mbit: shape at once)
+#   scripts/testnet.sh rate RATE|off   shape (or unshape) the server -> viewer direction
+#   scripts/testnet.sh srv CMD...      run CMD in the server namespace
+#   scripts/testnet.sh view CMD...     run CMD in the viewers' namespace
+#   scripts/testnet.sh down            remove everything
+#   scripts/testnet.sh check           exit 0 when this machine can build the network
+#
+# Shaping: tbf rate RATE burst 32kbit latency 200ms (the hardening issue's setting). This
+# kernel has tbf and htb but no netem: delay and jitter are not emulated here.
+set -euo pipefail
+
+SRV=fc-srv
+VIEW=fc-view
+SRV_IF=fc-s
+VIEW_IF=fc-v
+SRV_IP=10.77.0.1
+VIEW_IP=10.77.0.2
+
+die() { echo "testnet: $*" >&2; exit 1; }
+
+shape() {
+  local rate=$1
+  ip netns exec "$SRV" tc qdisc del dev "$SRV_IF" root 2>/dev/null || true
+  if [ "$rate" != "off" ]; then
+    ip netns exec "$SRV" tc qdisc add dev "$SRV_IF" root tbf rate "$rate" burst 32kbit latency 200ms
+  fi
+}
+
+up() {
+  down >/dev/null 2>&1 || true
+  ip netns add "$SRV"
+  ip netns add "$VIEW"
+  ip link add "$SRV_IF" type veth peer name "$VIEW_IF"
+  ip link set "$SRV_IF" netns "$SRV"
+  ip link set "$VIEW_IF" netns "$VIEW"
+  ip -n "$SRV" addr add "$SRV_IP/24" dev "$SRV_IF"
+  ip -n "$VIEW" addr add "$VIEW_IP/24" dev "$VIEW_IF"
+  for ns in "$SRV" "$VIEW"; do ip -n "$ns" link set lo up; done
+  ip -n "$SRV" link set "$SRV_IF" up
+  ip -n "$VIEW" link set "$VIEW_IF" up
+  # Segmentation offloads would let the veth hand tbf 64 KB super-packets.
+  ip netns exec "$SRV" ethtool -K "$SRV_IF" tso off gso off gro off >/dev/null 2>&1 || true
+  if [ -n "${1:-}" ]; then shape "$1"; fi
+}
+
+down() {
+  ip netns del "$SRV" 2>/dev/null || true
+  ip netns del "$VIEW" 2>/dev/null || true
+}
+
+check() {
+  [ "$(id -u)" -eq 0 ] || die "needs root"
+  command -v ip >/dev/null || die "needs iproute2 (ip)"
+  command -v tc >/dev/null || die "needs tc (iproute2)"
+  local probe=fc-probe-$$
+  ip netns add "$probe" 2>/dev/null || die "cannot create network namespaces here"
+  ip netns del "$probe"
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+  up) up "${1:-}" ;;
+  rate) [ -n "${1:-}" ] || die "rate needs RATE or off"; shape "$1" ;;
+  srv) exec ip netns exec "$SRV" "$@" ;;
+  view) exec ip netns exec "$VIEW" "$@" ;;
+  down) down ;;
+  check) check ;;
+  *) sed -n '2,19p' "$0"; exit 2 ;;
+esac
