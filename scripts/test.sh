@@ -26,8 +26,11 @@ ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1' || need+=(libvulkan1)
 # node + npm: the browser test harness (playwright-core driving the system Chromium).
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
-# python3 venv: the pdum.rfb 0.3 peer server for the wire-compatibility tests.
+# python3 venv: the pdum.rfb 0.3 peer server, ruff, and the Python package's tests.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+# iproute2 (ip, tc): the two-namespace network of the slow-link test.
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v tc >/dev/null 2>&1 || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
   step "installing system packages: ${need[*]}"
   sudo=""
@@ -58,6 +61,20 @@ fi
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "structure: no two source files import each other"
+python3 scripts/check-structure.py
+
+# Python tools (ruff; the Python package's build and test tools join later) in .venv/.
+if [ ! -x .venv/bin/ruff ]; then
+  step "creating .venv (ruff)"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q ruff==0.17.6
+fi
+step "ruff (Python code)"
+.venv/bin/ruff check scripts
+.venv/bin/ruff format --check scripts
+
 # Clippy on the default feature set and on everything (gpu, and videotoolbox, which compiles
 # to nothing off macOS); the tests run once, on the build with every feature.
 step "cargo clippy (all targets, default features, -D warnings)"
@@ -72,6 +89,10 @@ cargo test --workspace --all-features --locked
 step "browser tests (headless Chromium: viewer, WebCodecs and image transports, pdum.rfb 0.3 both ways)"
 cargo build -q -p framecast-cli --all-features --locked
 FRAMECAST_BIN="$PWD/target/debug/framecast" scripts/browser-test.sh
+
+step "slow-link smoke (two network namespaces, 4 Mbit/s tbf link; skipped without the privileges)"
+cargo build -q -p framecast-stream --example probe --all-features --locked
+FRAMECAST_BIN="$PWD/target/debug/framecast" PROBE_BIN="$PWD/target/debug/examples/probe" scripts/slowlink-smoke.sh
 
 step "macOS compile check (aarch64-apple-darwin, videotoolbox + gpu)"
 scripts/check-macos.sh

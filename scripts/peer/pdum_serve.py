@@ -12,6 +12,7 @@ clock is written to ``--offset-file`` (microseconds) for the probe's latency fig
 import argparse
 import asyncio
 import time
+from pathlib import Path
 
 import numpy as np
 from pdum.rfb import serve
@@ -31,12 +32,17 @@ async def main() -> None:
     w, h = (int(x) for x in a.size.split("x"))
     frames = np.fromfile(a.frames, dtype=np.uint8).reshape(-1, h, w, 3)
     display = await serve(
-        w, h, host=a.host, port=a.port, fps=int(a.fps), bitrate=a.bitrate, adaptive=a.adaptive
+        w,
+        h,
+        host=a.host,
+        port=a.port,
+        fps=int(a.fps),
+        bitrate=a.bitrate,
+        adaptive=a.adaptive,
     )
     if a.offset_file:
         offset = time.time() * 1e6 - (time.monotonic() - display._start) * 1e6
-        with open(a.offset_file, "w") as f:
-            f.write(str(int(offset)))
+        Path(a.offset_file).write_text(str(int(offset)))
     period = 1.0 / a.fps
     due = time.monotonic()
     i = 0

@@ -135,16 +135,14 @@ impl GpuStage {
     }
 
     /// The frame the encoder should see: `frame` itself, or its NV12 conversion.
+    #[cfg_attr(not(feature = "gpu"), expect(unused_variables, reason = "colour is for the GPU"))]
     fn convert<'a>(
         &'a mut self,
         frame: framecast_core::Frame<'a>,
         color: ColorSpace,
     ) -> Result<framecast_core::Frame<'a>, Failure> {
         match self {
-            GpuStage::Off => {
-                let _ = color;
-                Ok(frame)
-            }
+            GpuStage::Off => Ok(frame),
             #[cfg(feature = "gpu")]
             GpuStage::On { gpu, nv12 } => {
                 gpu.convert(&frame, color, nv12).code(exit::ENCODER)?;

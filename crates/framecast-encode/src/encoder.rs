@@ -1,327 +1,25 @@
 //! [`Encoder`]: one backend wrapped with conversion, keyframe scheduling, token attribution,
 //! the H.264 normaliser and (optionally) a pipelining worker with backpressure.
 
-use crate::backend::{BackendEncoder, BackendFrame, BackendRgbFrame, RgbInput};
+use crate::backend::{BackendEncoder, RgbInput};
+use crate::driver::{BackendDriver, Job, JobMeta, Picture, PictureRef, StreamInfo};
+use crate::keyframes::KeyframeScheduler;
+use crate::meta::FrameMeta;
 use crate::normalize::Normalizer;
+use crate::pipeline::{tight_copy, worker_loop, Pipe, PipeState, Queued};
 use crate::{
-    registry, BackpressurePolicy, DropReason, DroppedFrame, EncodeError, EncodeMode, EncodedPacket,
-    EncoderConfig, EncoderEvent, PacketTimings, SendOutcome,
+    registry, BackpressurePolicy, DropReason, DroppedFrame, EncodeError, EncodeMode, EncoderConfig,
+    EncoderEvent, SendOutcome,
 };
-use bytes::Bytes;
-use framecast_core::{convert, Frame, FrameError, PixelFormat, Planes, Yuv420Image, YuvLayout};
+use framecast_core::{convert, Frame, FrameError, Yuv420Image, YuvLayout};
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-/// Per-frame metadata passed to [`Encoder::send_frame`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FrameMeta {
-    /// Caller token, returned in the packet (or drop report) of this frame.
-    pub token: u64,
-    /// Presentation time in nanoseconds.
-    pub pts_ns: i64,
-    /// Encode this frame as an IDR (if the frame is dropped, the next encoded frame is).
-    pub force_keyframe: bool,
-}
-
-/// Decides which frames are IDRs: the first, forced ones, and every `interval` frames since
-/// the last IDR.
-#[derive(Debug, Clone)]
-struct KeyframeScheduler {
-    interval: u32,
-    since_idr: Option<u32>,
-}
-
-impl KeyframeScheduler {
-    fn decide(&mut self, forced: bool) -> bool {
-        match self.since_idr {
-            None => true,
-            Some(n) => forced || (self.interval > 0 && n >= self.interval),
-        }
-    }
-    fn record(&mut self, keyframe: bool) {
-        self.since_idr = Some(if keyframe {
-            1
-        } else {
-            self.since_idr.unwrap_or(0) + 1
-        });
-    }
-}
-
-/// A frame submitted to the backend, waiting for its access unit.
-#[derive(Debug, Clone)]
-struct InBackend {
-    token: u64,
-    pts_ns: i64,
-    forced_idr: bool,
-    convert_ms: f64,
-    queue_ms: f64,
-    submitted: Instant,
-    /// Frames submitted after this one that were dropped before reaching the backend; reported
-    /// right after this frame's packet so that events stay in submission order.
-    dropped_after: Vec<DroppedFrame>,
-}
-
-/// A converted frame ready for the backend.
-struct Job {
-    picture: Picture,
-    info: JobMeta,
-}
-
-/// What the encoder needs to know about a frame besides its pixels.
-struct JobMeta {
-    meta: FrameMeta,
-    convert_ms: f64,
-    converted_at: Instant,
-}
-
-/// The picture of a queued frame: converted YUV, or a tight copy of a packed RGB frame the
-/// backend converts itself ([`crate::backend::RgbInput`]).
-enum Picture {
-    Yuv(Yuv420Image),
-    Rgb { format: PixelFormat, data: Vec<u8> },
-}
-
-/// A picture handed to [`Core::encode`].
-enum PictureRef<'a> {
-    Yuv(&'a Yuv420Image),
-    Rgb(&'a Frame<'a>),
-}
-
-/// The part that talks to the backend; lives on the encoding thread.
-struct Core {
-    backend: Box<dyn BackendEncoder>,
-    normalizer: Normalizer,
-    scheduler: KeyframeScheduler,
-    in_backend: VecDeque<InBackend>,
-    duration_ns: i64,
-    format: crate::OutputFormat,
-    frames_out: u64,
-    stream: Arc<Mutex<StreamInfo>>,
-    /// Display size, to view queued RGB copies as frames.
-    size: (u32, u32),
-}
-
-/// What is known about the stream so far, shared with the caller's thread.
-#[derive(Debug, Default, Clone)]
-struct StreamInfo {
-    codec: Option<Arc<str>>,
-    avcc: Option<Vec<u8>>,
-}
-
-impl Core {
-    /// Encode a queued job.
-    fn encode_job(&mut self, job: &Job, out: &mut Vec<EncoderEvent>) -> Result<(), EncodeError> {
-        match &job.picture {
-            Picture::Yuv(image) => self.encode(PictureRef::Yuv(image), &job.info, out),
-            Picture::Rgb { format, data } => {
-                let (w, h) = self.size;
-                let frame = match format {
-                    PixelFormat::Bgra8 => Frame::bgra8(data, w, h, w as usize * 4)?,
-                    _ => Frame::rgba8(data, w, h, w as usize * 4)?,
-                };
-                self.encode(PictureRef::Rgb(&frame), &job.info, out)
-            }
-        }
-    }
-
-    fn encode(
-        &mut self,
-        picture: PictureRef<'_>,
-        job: &JobMeta,
-        out: &mut Vec<EncoderEvent>,
-    ) -> Result<(), EncodeError> {
-        let force = self.scheduler.decide(job.meta.force_keyframe);
-        // The backend learns which frames are IDRs from us, so the cadence is the same for every
-        // backend; record optimistically, corrected by what actually comes out.
-        self.scheduler.record(force);
-        let submitted = Instant::now();
-        self.in_backend.push_back(InBackend {
-            token: job.meta.token,
-            pts_ns: job.meta.pts_ns,
-            forced_idr: force,
-            convert_ms: job.convert_ms,
-            queue_ms: submitted.duration_since(job.converted_at).as_secs_f64() * 1e3,
-            submitted,
-            dropped_after: Vec::new(),
-        });
-        match picture {
-            PictureRef::Yuv(image) => self.backend.encode(BackendFrame {
-                image,
-                token: job.meta.token,
-                pts_ns: job.meta.pts_ns,
-                force_keyframe: force,
-            })?,
-            PictureRef::Rgb(frame) => self.backend.encode_rgb(BackendRgbFrame {
-                frame,
-                token: job.meta.token,
-                pts_ns: job.meta.pts_ns,
-                force_keyframe: force,
-            })?,
-        }
-        self.drain(out)
-    }
-
-    /// Report a dropped frame after every frame submitted before it.
-    fn report_drop(&mut self, dropped: DroppedFrame, out: &mut Vec<EncoderEvent>) {
-        match self.in_backend.back_mut() {
-            Some(last) => last.dropped_after.push(dropped),
-            None => out.push(EncoderEvent::Dropped(dropped)),
-        }
-    }
-
-    fn drain(&mut self, out: &mut Vec<EncoderEvent>) -> Result<(), EncodeError> {
-        while let Some(au) = self.backend.poll()? {
-            let done = Instant::now();
-            let name = self.backend.name();
-            let Some(expected) = self.in_backend.pop_front() else {
-                return Err(EncodeError::Contract {
-                    backend: name,
-                    message: format!(
-                        "access unit for token {} that was never submitted",
-                        au.token
-                    ),
-                });
-            };
-            if expected.token != au.token {
-                return Err(EncodeError::Contract {
-                    backend: name,
-                    message: format!(
-                        "output order differs from input order: expected token {}, got {}",
-                        expected.token, au.token
-                    ),
-                });
-            }
-            let unit = self.normalizer.process(&au)?;
-            if expected.forced_idr && !unit.keyframe {
-                return Err(EncodeError::Contract {
-                    backend: name,
-                    message: format!(
-                        "frame with token {} was asked to be an IDR and is not",
-                        au.token
-                    ),
-                });
-            }
-            if unit.keyframe && !expected.forced_idr {
-                // An IDR the backend chose itself (e.g. a scene cut): restart the cadence there.
-                self.scheduler.record(true);
-            }
-            // Parameter sets (hence codec string and avcC) only change on an IDR, and the first
-            // packet is one (it is forced, and a non-IDR answer is a contract error above).
-            if unit.keyframe {
-                let mut info = self.stream.lock().unwrap_or_else(|e| e.into_inner());
-                info.codec = self.normalizer.codec();
-                info.avcc = self.normalizer.avcc();
-            }
-            out.push(EncoderEvent::Packet(EncodedPacket {
-                data: Bytes::from(unit.data),
-                format: self.format,
-                pts_ns: expected.pts_ns,
-                dts_ns: expected.pts_ns,
-                duration_ns: self.duration_ns,
-                keyframe: unit.keyframe,
-                token: au.token,
-                frame_index: self.frames_out,
-                codec: unit.codec,
-                timings: PacketTimings {
-                    convert_ms: expected.convert_ms,
-                    encode_ms: done.duration_since(expected.submitted).as_secs_f64() * 1e3,
-                    queue_ms: expected.queue_ms,
-                },
-            }));
-            out.extend(
-                expected
-                    .dropped_after
-                    .into_iter()
-                    .map(EncoderEvent::Dropped),
-            );
-            self.frames_out += 1;
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self, out: &mut Vec<EncoderEvent>) -> Result<(), EncodeError> {
-        self.backend.finish()?;
-        self.drain(out)?;
-        if let Some(lost) = self.in_backend.front() {
-            return Err(EncodeError::Contract {
-                backend: self.backend.name(),
-                message: format!(
-                    "finished without returning the frame with token {}",
-                    lost.token
-                ),
-            });
-        }
-        Ok(())
-    }
-}
-
-/// An entry of the pipeline queue: a frame to encode, or the report of one that was dropped,
-/// kept in its place so that events come out in submission order.
-enum Queued {
-    Job(Job),
-    Dropped(DroppedFrame),
-}
-
-/// Shared state between the caller and the pipelining worker.
-struct PipeState {
-    queue: VecDeque<Queued>,
-    /// `Queued::Job` entries in `queue`.
-    jobs_queued: usize,
-    /// Frames taken by the worker and not yet reported, or reserved by a caller converting.
-    busy: usize,
-    /// Frames the backend holds without having returned their access unit (asynchronous
-    /// backends only).
-    in_backend: usize,
-    events: VecDeque<EncoderEvent>,
-    pool: Vec<Yuv420Image>,
-    /// Buffers for tight copies of RGB frames a backend converts itself.
-    rgb_pool: Vec<Vec<u8>>,
-    /// A keyframe request inherited from a dropped frame.
-    pending_force: bool,
-    flush_requested: bool,
-    flushed: bool,
-    shutdown: bool,
-    error: Option<EncodeError>,
-}
-
-impl PipeState {
-    /// Return a finished or dropped job's buffer to its pool.
-    fn recycle(&mut self, picture: Picture) {
-        match picture {
-            Picture::Yuv(image) => self.pool.push(image),
-            Picture::Rgb { data, .. } => self.rgb_pool.push(data),
-        }
-    }
-}
-
-/// A tightly packed copy of a packed RGB frame, reusing `buf`.
-fn tight_copy(frame: &Frame<'_>, mut buf: Vec<u8>) -> Vec<u8> {
-    buf.clear();
-    if let Planes::Packed { data, stride } = *frame.planes() {
-        let row = frame.width() as usize * 4;
-        for y in 0..frame.height() as usize {
-            buf.extend_from_slice(&data[y * stride..y * stride + row]);
-        }
-    }
-    buf
-}
-
-struct Pipe {
-    state: Mutex<PipeState>,
-    changed: Condvar,
-}
-
-impl Pipe {
-    fn lock(&self) -> MutexGuard<'_, PipeState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 enum Mode {
     Sync {
-        core: Box<Core>,
+        core: Box<BackendDriver>,
         image: Yuv420Image,
         events: VecDeque<EncoderEvent>,
         closed: bool,
@@ -387,7 +85,7 @@ impl Encoder {
         let layout = backend.input_layout();
         let rgb = backend.rgb_input();
         let stream = Arc::new(Mutex::new(StreamInfo::default()));
-        let core = Box::new(Core {
+        let core = Box::new(BackendDriver {
             normalizer: Normalizer::new(
                 backend_name,
                 config.width,
@@ -749,85 +447,11 @@ impl Drop for Encoder {
     }
 }
 
-enum Work {
-    Encode(Job),
-    Drop(DroppedFrame),
-    Finish,
-    Poll,
-}
-
-fn worker_loop(mut core: Box<Core>, pipe: &Pipe) {
-    let mut out = Vec::new();
-    loop {
-        let mut s = pipe.lock();
-        let job = loop {
-            if s.shutdown {
-                return;
-            }
-            if let Some(item) = s.queue.pop_front() {
-                s.busy += 1;
-                break Some(match item {
-                    Queued::Job(job) => {
-                        s.jobs_queued -= 1;
-                        Work::Encode(job)
-                    }
-                    Queued::Dropped(d) => Work::Drop(d),
-                });
-            }
-            if s.flush_requested && s.busy == 0 && !s.flushed {
-                break Some(Work::Finish);
-            }
-            if !core.in_backend.is_empty() {
-                // An asynchronous backend still owes access units: look again shortly.
-                let (guard, _) = pipe
-                    .changed
-                    .wait_timeout(s, std::time::Duration::from_millis(1))
-                    .unwrap_or_else(|e| e.into_inner());
-                s = guard;
-                break Some(Work::Poll);
-            }
-            s = pipe.changed.wait(s).unwrap_or_else(|e| e.into_inner());
-        };
-        drop(s);
-        let job = job.expect("loop breaks with work");
-        let result = match &job {
-            Work::Encode(job) => core.encode_job(job, &mut out),
-            Work::Drop(d) => {
-                core.report_drop(*d, &mut out);
-                Ok(())
-            }
-            Work::Finish => core.finish(&mut out),
-            Work::Poll => core.drain(&mut out),
-        };
-        let mut s = pipe.lock();
-        s.events.extend(out.drain(..));
-        s.in_backend = core.in_backend.len();
-        match job {
-            Work::Encode(job) => {
-                s.busy -= 1;
-                s.recycle(job.picture);
-            }
-            Work::Drop(_) => s.busy -= 1,
-            Work::Finish => s.flushed = true,
-            Work::Poll => {}
-        }
-        let failed = result.is_err();
-        if let Err(e) = result {
-            s.error = Some(e);
-        }
-        pipe.changed.notify_all();
-        if failed {
-            // A backend that failed once is in an unknown state; stop accepting work.
-            s.shutdown = true;
-            return;
-        }
-    }
-}
-
 #[cfg(all(test, feature = "openh264"))]
 mod tests {
     use super::*;
-    use crate::backend::{BackendRgbFrame, RawAccessUnit, RgbInput};
+    use crate::backend::{BackendFrame, BackendRgbFrame, RawAccessUnit, RgbInput};
+    use framecast_core::PixelFormat;
     use std::sync::mpsc::{channel, Receiver, Sender};
 
     /// OpenH264 behind a gate: `encode` waits until the test lets one frame through, so the

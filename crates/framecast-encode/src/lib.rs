@@ -28,18 +28,23 @@ mod config;
 pub mod conformance;
 #[cfg(feature = "openh264")]
 pub mod decode;
+mod driver;
 mod encoder;
 mod error;
+mod keyframes;
+mod meta;
 pub mod normalize;
 mod packet;
+mod pipeline;
 pub mod registry;
 
 pub use config::{
     default_bitrate, BackpressurePolicy, EncodeMode, EncoderConfig, OutputFormat, ProfileHint,
     RateControl,
 };
-pub use encoder::{Encoder, FrameMeta};
+pub use encoder::Encoder;
 pub use error::EncodeError;
+pub use meta::FrameMeta;
 pub use packet::{
     DropReason, DroppedFrame, EncodedPacket, EncoderEvent, PacketTimings, SendOutcome,
 };

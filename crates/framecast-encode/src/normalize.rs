@@ -81,11 +81,6 @@ impl Normalizer {
             .map(|c| c.to_bytes())
     }
 
-    /// The rewritten SPS and PPS in force.
-    pub fn parameter_sets(&self) -> Option<(&[u8], &[u8])> {
-        Some((&self.sps.as_ref()?.1, self.pps.as_ref()?))
-    }
-
     fn contract(&self, message: impl Into<String>) -> EncodeError {
         EncodeError::Contract {
             backend: self.backend,

@@ -1,6 +1,6 @@
 //! Errors of the wire codec and of the client/server shells.
 
-use crate::wire::MessageType;
+use crate::codes::MessageType;
 
 /// Something wrong with bytes on the wire: a bad header, a size over the limit, a malformed body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -315,7 +315,7 @@ pub enum SessionFailure {
 impl SessionFailure {
     /// The VTR1 ERROR code to send.
     pub fn code(&self) -> u32 {
-        use crate::wire::error_code;
+        use crate::codes::error_code;
         match self {
             SessionFailure::Configure(_) => error_code::CONFIGURE_FAILED,
             SessionFailure::Unexpected { .. } => error_code::BAD_REQUEST,

@@ -44,6 +44,7 @@
 pub mod annexb;
 pub mod client;
 pub mod client_session;
+mod codes;
 pub mod compress;
 mod error;
 pub mod media;

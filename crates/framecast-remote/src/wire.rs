@@ -4,9 +4,9 @@
 //! Layout (all integers big-endian): a 12-byte header — u32 magic `VTR1`, u16 version 1, u16
 //! type, u32 payload length — then the payload. Strings are a u16 byte length and UTF-8 bytes.
 
+pub use crate::codes::{error_code, status, MessageType};
 use crate::error::WireError;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use std::fmt;
 
 /// `"VTR1"` as a big-endian u32.
 pub const MAGIC: u32 = 0x5654_5231;
@@ -29,95 +29,6 @@ pub const MAX_HELLO_BYTES: u32 = 64 * 1024;
 pub const MAX_CONFIGURE_BYTES: u32 = 4 * 1024 * 1024;
 /// Other control messages on the client: 64 KiB.
 pub const MAX_CONTROL_BYTES: u32 = 64 * 1024;
-
-/// HELLO_ACK status.
-pub mod status {
-    /// Accepted.
-    pub const OK: u8 = 0;
-    /// Session limit reached.
-    pub const BUSY: u8 = 1;
-    /// Token refused.
-    pub const AUTH_FAIL: u8 = 2;
-}
-
-/// ERROR codes. The documented table and what the reference server actually sends differ; the
-/// constants name what is sent (see the crate docs).
-pub mod error_code {
-    /// Sent for any CONFIGURE failure ("configure failed: ...") (documented as "auth").
-    pub const CONFIGURE_FAILED: u32 = 1;
-    /// Sent for a failure while processing media (documented as "busy").
-    pub const PROCESSING_FAILED: u32 = 2;
-    /// Documented "unsupported"; the reference mock sends it for an unadvertised pixel format.
-    pub const UNSUPPORTED: u32 = 3;
-    /// Oversize message or an unexpected message type (documented "bad request").
-    pub const BAD_REQUEST: u32 = 4;
-    /// Documented "internal".
-    pub const INTERNAL: u32 = 5;
-}
-
-/// A message type id. Unknown ids are kept so they can be reported and skipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MessageType(pub u16);
-
-impl MessageType {
-    /// 1, C→S.
-    pub const HELLO: Self = Self(1);
-    /// 2, S→C.
-    pub const HELLO_ACK: Self = Self(2);
-    /// 3, C→S.
-    pub const CONFIGURE: Self = Self(3);
-    /// 4, S→C.
-    pub const CONFIGURE_ACK: Self = Self(4);
-    /// 5, raw frame (C→S in encode mode, S→C in decode mode).
-    pub const FRAME: Self = Self(5);
-    /// 6, compressed packet, both directions.
-    pub const PACKET: Self = Self(6);
-    /// 7, C→S: drain.
-    pub const FLUSH: Self = Self(7);
-    /// 8, S→C: drained.
-    pub const DONE: Self = Self(8);
-    /// 9, both.
-    pub const ERROR: Self = Self(9);
-    /// 10, both.
-    pub const PING: Self = Self(10);
-    /// 11, both.
-    pub const PONG: Self = Self(11);
-    /// 12, S→C: one input credit (transcode with `packet_ack.v1`).
-    pub const PACKET_ACK: Self = Self(12);
-
-    /// The protocol name, or `None` for an unknown id.
-    pub fn name(self) -> Option<&'static str> {
-        Some(match self.0 {
-            1 => "HELLO",
-            2 => "HELLO_ACK",
-            3 => "CONFIGURE",
-            4 => "CONFIGURE_ACK",
-            5 => "FRAME",
-            6 => "PACKET",
-            7 => "FLUSH",
-            8 => "DONE",
-            9 => "ERROR",
-            10 => "PING",
-            11 => "PONG",
-            12 => "PACKET_ACK",
-            _ => return None,
-        })
-    }
-
-    /// Whether this implementation knows the id.
-    pub fn is_known(self) -> bool {
-        self.name().is_some()
-    }
-}
-
-impl fmt::Display for MessageType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.name() {
-            Some(n) => f.write_str(n),
-            None => write!(f, "unknown message type {}", self.0),
-        }
-    }
-}
 
 /// Wire pixel format ids (§6).
 pub mod pix_fmt {
@@ -901,11 +812,6 @@ impl Vtr1Codec {
         }
     }
 
-    /// Change the caps (e.g. once the handshake is over).
-    pub fn set_limits(&mut self, limits: Limits) {
-        self.limits = limits;
-    }
-
     /// Append received bytes.
     pub fn feed(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
@@ -928,14 +834,6 @@ impl Vtr1Codec {
     /// Whether a message has started arriving but is not complete.
     pub fn mid_message(&self) -> bool {
         !self.buf.is_empty() || !matches!(self.state, State::Header)
-    }
-
-    /// The header of the message being received, once its 12 bytes are in.
-    pub fn pending_header(&self) -> Option<Header> {
-        match self.state {
-            State::Header => None,
-            State::Body(h) | State::Skip { header: h, .. } => Some(h),
-        }
     }
 
     /// The next whole message, `Ok(None)` when more bytes are needed.

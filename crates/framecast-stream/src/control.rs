@@ -2,11 +2,12 @@
 //! queue of the application's own requests (e.g. `scene`). Only with
 //! [`crate::ServerConfig::remote_control`].
 
-use crate::http::{authorized, origin_allowed, HubState, Params};
+use crate::access::{authorized, origin_allowed};
 use crate::hub::{Hub, DEFAULT_STREAM};
 use crate::protocol::close;
 use crate::session::TransportPolicy;
 use crate::stream::{lock, Cmd, StreamShared};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -68,8 +69,8 @@ fn target(
 }
 
 pub(crate) async fn get(
-    axum::extract::State(hub): HubState,
-    axum::extract::Query(query): Params,
+    State(hub): State<Arc<Hub>>,
+    Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
     match target(&hub, &query, &headers, None) {
@@ -79,8 +80,8 @@ pub(crate) async fn get(
 }
 
 pub(crate) async fn post(
-    axum::extract::State(hub): HubState,
-    axum::extract::Query(query): Params,
+    State(hub): State<Arc<Hub>>,
+    Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {

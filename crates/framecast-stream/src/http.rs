@@ -2,13 +2,11 @@
 //! `/streams`, metrics, the clock pair, and the WebSocket upgrade (origin check, then
 //! [`crate::connection::run`]).
 
+use crate::access::{authorized, origin_allowed, request_token};
 use crate::assets;
-use crate::config::ServerConfig;
 use crate::control;
 use crate::hub::{Hub, DEFAULT_STREAM};
 use crate::protocol::close;
-use crate::session::token_matches;
-use crate::stream::StreamShared;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -20,8 +18,8 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-pub(crate) type HubState = State<Arc<Hub>>;
-pub(crate) type Params = Query<HashMap<String, String>>;
+type HubState = State<Arc<Hub>>;
+type Params = Query<HashMap<String, String>>;
 
 pub(crate) fn router(hub: Arc<Hub>) -> Router {
     Router::new()
@@ -36,35 +34,6 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         .route("/viewer/{*path}", get(asset))
         .route("/{name}", get(named))
         .with_state(hub)
-}
-
-/// The token a request presents: `?token=` or `Authorization: Bearer`.
-pub(crate) fn request_token(
-    query: &HashMap<String, String>,
-    headers: &HeaderMap,
-) -> Option<String> {
-    if let Some(t) = query.get("token") {
-        return Some(t.clone());
-    }
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned)
-}
-
-/// Whether the request may read `stream`: it has no token, or the request presents it.
-pub(crate) fn authorized(
-    stream: &StreamShared,
-    query: &HashMap<String, String>,
-    headers: &HeaderMap,
-) -> bool {
-    match &stream.config.token {
-        None => true,
-        Some(expected) => {
-            token_matches(expected, &request_token(query, headers).unwrap_or_default())
-        }
-    }
 }
 
 fn not_found(name: &str) -> Response {
@@ -193,30 +162,6 @@ fn page() -> Response {
     }
 }
 
-/// `Origin` check for upgrades and control posts.
-pub(crate) fn origin_allowed(config: &ServerConfig, headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return true; // not a browser
-    };
-    if !config.allowed_origins.is_empty() {
-        return config
-            .allowed_origins
-            .iter()
-            .any(|o| o == "*" || o.trim_end_matches('/').eq_ignore_ascii_case(origin));
-    }
-    let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
-    if let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
-        if host.eq_ignore_ascii_case(origin_host) {
-            return true;
-        }
-    }
-    let bare = match origin_host.rsplit_once(':') {
-        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
-        _ => origin_host,
-    };
-    matches!(bare, "localhost" | "127.0.0.1" | "[::1]")
-}
-
 type Upgrade = Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>;
 
 async fn root(
@@ -260,31 +205,4 @@ fn page_or_socket(
         .on_upgrade(move |socket| {
             tasks.track_future(crate::connection::run(hub, name, token, socket))
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origins() {
-        let mut h = HeaderMap::new();
-        let c = ServerConfig::default();
-        assert!(origin_allowed(&c, &h));
-        h.insert(header::HOST, "example.com:8765".parse().unwrap());
-        h.insert(header::ORIGIN, "http://example.com:8765".parse().unwrap());
-        assert!(origin_allowed(&c, &h));
-        h.insert(header::ORIGIN, "http://evil.com".parse().unwrap());
-        assert!(!origin_allowed(&c, &h));
-        h.insert(header::ORIGIN, "http://localhost:3000".parse().unwrap());
-        assert!(origin_allowed(&c, &h));
-        let c = ServerConfig {
-            allowed_origins: vec!["http://evil.com".into()],
-            ..ServerConfig::default()
-        };
-        h.insert(header::ORIGIN, "http://evil.com".parse().unwrap());
-        assert!(origin_allowed(&c, &h));
-        h.insert(header::ORIGIN, "http://localhost:3000".parse().unwrap());
-        assert!(!origin_allowed(&c, &h));
-    }
 }

@@ -62,6 +62,7 @@
 
 #![warn(missing_docs)]
 
+mod access;
 pub mod assets;
 mod blocking;
 mod config;

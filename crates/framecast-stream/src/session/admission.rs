@@ -2,9 +2,17 @@
 //! within the deadline and carry the stream's token (or the connection URL must). Sans-IO:
 //! the shell passes in what it read and the time, and carries out the verdict.
 
-use super::Rejection;
 use crate::protocol::{self, close, ClientMessage};
 use std::time::Duration;
+
+/// Why a viewer could not be added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Close code.
+    pub code: u16,
+    /// Reason text.
+    pub reason: String,
+}
 
 /// Constant-time comparison of a presented secret with the expected one (`subtle`); the
 /// length is not treated as secret.

@@ -2,9 +2,9 @@
 //! that may be running for them.
 
 use super::config::GroupKind;
+use super::ids::{FrameInfo, ViewerId};
 use super::viewer::ema;
 use super::window::SampleRing;
-use super::{FrameInfo, ViewerId};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! [`StreamSnapshot`] the shell publishes after every step of the core.
 
 use super::config::{EncoderSettings, GroupKind, TransportPolicy};
-use super::{GroupId, ViewerId};
+use super::ids::{GroupId, ViewerId};
 use serde::Serialize;
 use std::sync::Arc;
 

@@ -51,15 +51,17 @@
 mod admission;
 mod config;
 mod group;
+mod ids;
 mod metrics;
 mod viewer;
 mod window;
 
-pub use admission::{token_matches, Admission};
+pub use admission::{token_matches, Admission, Rejection};
 pub use config::{
     select_transport, target_dims, EncoderSettings, GroupKind, ImageFormat, ResizePolicy,
     SessionConfig, TransportPolicy, UnknownTransport,
 };
+pub use ids::{FrameInfo, GroupId, ViewerId};
 pub use metrics::{GroupMetrics, StreamMetrics, StreamSnapshot, ViewerMetrics};
 pub use window::{RateWindow, SampleRing};
 
@@ -74,25 +76,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use viewer::Viewer;
-
-/// Identifies one connected viewer within a stream.
-pub type ViewerId = u64;
-/// Identifies one encoder group (unique for the life of the stream; a rebuilt group gets a
-/// new id).
-pub type GroupId = u64;
-
-/// A published frame, as the core sees it (the pixels stay with the shell).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FrameInfo {
-    /// Increasing publish counter (superseded frames leave gaps).
-    pub id: u64,
-    /// Width in pixels.
-    pub width: u32,
-    /// Height in pixels.
-    pub height: u32,
-    /// Publish time, µs since the display started.
-    pub timestamp_us: u64,
-}
 
 /// What an encoder group returns for one job.
 #[derive(Debug, Clone)]
@@ -218,15 +201,6 @@ pub enum Action {
     },
     /// Deliver an input event to the application.
     Event(InputEvent),
-}
-
-/// Why a viewer could not be added.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    /// Close code.
-    pub code: u16,
-    /// Reason text.
-    pub reason: String,
 }
 
 /// Why [`StreamCore::schedule`] runs: a publish counts viewers that cannot take the frame as

@@ -1,8 +1,8 @@
 //! One viewer's delivery state inside [`super::StreamCore`]: its in-flight window, whether it
 //! can decode the next delta, and its counters.
 
+use super::ids::GroupId;
 use super::window::{RateWindow, WINDOW};
-use super::GroupId;
 use std::collections::VecDeque;
 use std::time::Duration;
 
