@@ -141,8 +141,11 @@ impl<R: Read> Y4mReader<R> {
                 )))
             }
         };
+        // ASCII, not just UTF-8: each parameter is a one-byte tag and a value.
         let rest = std::str::from_utf8(rest)
-            .map_err(|_| bad(format!("the stream header {} is not ASCII", show(&line))))?;
+            .ok()
+            .filter(|r| r.is_ascii())
+            .ok_or_else(|| bad(format!("the stream header {} is not ASCII", show(&line))))?;
 
         let (mut width, mut height) = (None, None);
         let mut fps = None;

@@ -413,3 +413,16 @@ fn writer_refuses_size_changes_and_empty_streams() {
         .unwrap_err();
     assert!(e.to_string().contains("2x2"), "{e}");
 }
+
+/// Found by the y4m_read fuzz target: a header parameter starting with a multi-byte
+/// character used to panic (a string split inside a character).
+#[test]
+fn non_ascii_header_parameters_are_an_error_not_a_panic() {
+    for header in [
+        "YUV4MPEG2 W4 H4 \u{693}x\nFRAME\n".as_bytes().to_vec(),
+        "YUV4MPEG2 \u{e9}W4 H4\n".as_bytes().to_vec(),
+    ] {
+        let e = Y4mReader::new(Cursor::new(header)).err().expect("refused");
+        assert!(e.to_string().contains("not ASCII"), "{e}");
+    }
+}
