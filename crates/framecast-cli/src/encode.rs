@@ -135,7 +135,10 @@ impl GpuStage {
     }
 
     /// The frame the encoder should see: `frame` itself, or its NV12 conversion.
-    #[cfg_attr(not(feature = "gpu"), expect(unused_variables, reason = "colour is for the GPU"))]
+    #[cfg_attr(
+        not(feature = "gpu"),
+        expect(unused_variables, reason = "colour is for the GPU")
+    )]
     fn convert<'a>(
         &'a mut self,
         frame: framecast_core::Frame<'a>,

@@ -143,7 +143,7 @@ impl StreamConfig {
             max_events_per_second: self.max_events_per_second,
             max_viewers: self.max_viewers,
             pixel_ratio: self.pixel_ratio,
-            color: self.color.clone(),
+            color: self.color.clone().map(Arc::new),
             ..SessionConfig::default()
         }
     }

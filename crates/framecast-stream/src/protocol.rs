@@ -21,6 +21,8 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
+use std::sync::Arc;
 
 /// Capability string: the viewer decodes JPEG images.
 pub const CAP_JPEG: &str = "image/jpeg";
@@ -300,13 +302,13 @@ pub struct ImageFrameHeader {
     /// Frame height in pixels.
     pub height: u32,
     /// `image/jpeg` or `image/png`.
-    pub mime: String,
+    pub mime: Cow<'static, str>,
     /// Render device pixel ratio; omitted when absent or 1.
     #[serde(default, skip_serializing_if = "ratio_is_default")]
     pub pixel_ratio: Option<f64>,
     /// Colour tag; omitted when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub color: Option<WireColor>,
+    pub color: Option<Arc<WireColor>>,
 }
 
 /// Header of one H.264 access unit.
@@ -321,9 +323,9 @@ pub struct VideoChunkHeader {
     /// Frame height in pixels.
     pub height: u32,
     /// RFC 6381 codec string from the SPS in force.
-    pub codec: String,
+    pub codec: Arc<str>,
     /// Always `annexb` from framecast.
-    pub bitstream: String,
+    pub bitstream: Cow<'static, str>,
     /// IDR access unit (SPS/PPS in band).
     pub keyframe: bool,
     /// Frame duration in µs; omitted when absent.
@@ -334,7 +336,7 @@ pub struct VideoChunkHeader {
     pub pixel_ratio: Option<f64>,
     /// Colour tag; omitted when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub color: Option<WireColor>,
+    pub color: Option<Arc<WireColor>>,
 }
 
 /// The JSON header of a binary message.
@@ -410,7 +412,7 @@ pub enum ServerMessage {
         pixel_ratio: Option<f64>,
         /// Colour tag; omitted when absent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        color: Option<WireColor>,
+        color: Option<Arc<WireColor>>,
         /// framecast extension: the encoder backend (`openh264`, ... for video; `jpeg` or
         /// `png` for images). Not in pdum.rfb 0.3, whose viewer ignores unknown fields;
         /// omitted when absent, so pdum's own messages stay byte-identical.
@@ -828,7 +830,7 @@ mod tests {
             keyframe: true,
             duration_us: Some(33_333),
             pixel_ratio: Some(2.0),
-            color: Some(WireColor::display_p3()),
+            color: Some(Arc::new(WireColor::display_p3())),
         });
         let image = BinaryHeader::ImageFrame(ImageFrameHeader {
             seq: 0,

@@ -113,7 +113,7 @@ async fn still_after_settle_sends_a_png() {
     let BinaryHeader::ImageFrame(h) = h else {
         panic!()
     };
-    assert_eq!((h.seq, h.mime.as_str()), (1, "image/png"));
+    assert_eq!((h.seq, &*h.mime), (1, "image/png"));
     assert!(png.starts_with(b"\x89PNG"));
     d.close().await;
 }

@@ -104,7 +104,7 @@ fn config_messages_match_pdum() {
                 coords: "frame-pixels".into(),
                 codec: None,
                 pixel_ratio: Some(1.5),
-                color: Some(WireColor::display_p3()),
+                color: Some(std::sync::Arc::new(WireColor::display_p3())),
                 backend: None,
             },
         ),

@@ -94,7 +94,7 @@ impl Sim {
                                 keyframe: true,
                                 frame_ts: h.timestamp_us,
                                 payload,
-                                mime: Some(h.mime),
+                                mime: Some(h.mime.into_owned()),
                             },
                         };
                         self.sent.entry(viewer).or_default().push(s);

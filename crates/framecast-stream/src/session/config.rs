@@ -163,7 +163,7 @@ pub struct SessionConfig {
     /// `pixel_ratio` tag for headers and `config`.
     pub pixel_ratio: Option<f64>,
     /// `color` tag for headers and `config`.
-    pub color: Option<WireColor>,
+    pub color: Option<Arc<WireColor>>,
 }
 
 impl Default for SessionConfig {

@@ -652,9 +652,8 @@ impl StreamCore {
                 height: encoded.height,
                 codec: encoded
                     .codec
-                    .as_deref()
-                    .unwrap_or(protocol::DEFAULT_H264_CODEC)
-                    .into(),
+                    .clone()
+                    .unwrap_or_else(|| protocol::DEFAULT_H264_CODEC.into()),
                 bitstream: "annexb".into(),
                 keyframe,
                 duration_us: Some((1e6 / self.config.encoder.fps) as u64),
