@@ -2,7 +2,7 @@
 
 use crate::error::StreamError;
 use crate::hub::{Hub, DEFAULT_STREAM};
-use crate::session::{EncoderSettings, InputEvent, StreamMetrics, TransportPolicy};
+use crate::session::{EncoderSettings, FrameTags, InputEvent, StreamMetrics, TransportPolicy};
 use crate::stream::{lock, Cmd, StreamShared};
 use crate::worker::SharedFrame;
 use framecast_core::{Frame, OwnedFrame, PixelFormat};
@@ -69,13 +69,23 @@ impl Display {
     /// Publish a frame. Never blocks and never copies: the frame is shared (by `Arc`) with
     /// the encoder threads; a newer publish replaces a frame not yet taken (latest wins).
     pub fn publish(&self, frame: impl Into<SharedFrame>) -> Result<(), StreamError> {
+        self.publish_tagged(frame, FrameTags::default())
+    }
+
+    /// [`Display::publish`] with the frame's own `pixel_ratio`/`color` tags (`None` fields:
+    /// the stream's). Viewers get a fresh `config` when the tags change.
+    pub fn publish_tagged(
+        &self,
+        frame: impl Into<SharedFrame>,
+        tags: FrameTags,
+    ) -> Result<(), StreamError> {
         self.check_open()?;
         let frame = frame.into();
         // The header's `timestamp_us` is the publish time (pdum.rfb: a shared monotonic µs
         // clock), not the encode or send time: publish → displayed latency is measured from it.
         let ts = self.shared.start.elapsed().as_micros() as u64;
         let id = self.shared.published.fetch_add(1, Ordering::Relaxed) + 1;
-        self.shared.frames.send_replace(Some((frame, ts, id)));
+        self.shared.frames.send_replace(Some((frame, ts, id, tags)));
         Ok(())
     }
 
@@ -93,33 +103,34 @@ impl Display {
         let mut frame = self.take_buffer(format, width, height)?;
         let buf = Arc::get_mut(&mut frame).expect("pool buffers are unshared");
         fill(buf.data_mut());
-        self.recycle_and_publish(frame)
+        self.recycle_and_publish(frame, FrameTags::default())
     }
 
-    /// Publish a copy of any frame view (any supported format, strided or not): one copy into
-    /// a recycled, tightly packed buffer; the caller's memory is free again on return.
-    pub fn publish_copy(&self, frame: &Frame<'_>) -> Result<(), StreamError> {
+    /// Publish a copy of any frame view (any supported format, strided or not), with its
+    /// tags: one copy into a recycled, tightly packed buffer; the caller's memory is free
+    /// again on return.
+    pub fn publish_copy(&self, frame: &Frame<'_>, tags: FrameTags) -> Result<(), StreamError> {
         self.check_open()?;
         let mut owned = self.take_buffer(frame.format(), frame.width(), frame.height())?;
         Arc::get_mut(&mut owned)
             .expect("pool buffers are unshared")
             .copy_rows_from(frame)?;
-        self.recycle_and_publish(owned)
+        self.recycle_and_publish(owned, tags)
     }
 
     /// Publish tightly packed RGBA8 pixels (copied once into a recycled buffer).
     pub fn publish_rgba(&self, rgba: &[u8], width: u32, height: u32) -> Result<(), StreamError> {
         let frame = Frame::rgba8(rgba, width, height, width as usize * 4)?;
-        self.publish_copy(&frame)
+        self.publish_copy(&frame, FrameTags::default())
     }
 
-    fn recycle_and_publish(&self, frame: SharedFrame) -> Result<(), StreamError> {
+    fn recycle_and_publish(&self, frame: SharedFrame, tags: FrameTags) -> Result<(), StreamError> {
         let mut pool = lock(&self.shared.pool);
         if pool.len() < POOL {
             pool.push(frame.clone());
         }
         drop(pool);
-        self.publish(frame)
+        self.publish_tagged(frame, tags)
     }
 
     fn take_buffer(

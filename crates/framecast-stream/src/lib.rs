@@ -88,7 +88,7 @@ pub use hub::DEFAULT_STREAM;
 pub use image::{encode_jpeg, encode_png};
 pub use server::{serve, Server};
 pub use session::{
-    Action, EncoderSettings, GroupKind, ImageFormat, InputEvent, ResizePolicy, StreamCore,
-    StreamMetrics, StreamSnapshot, TransportPolicy,
+    Action, EncoderSettings, FrameTags, GroupKind, ImageFormat, InputEvent, ResizePolicy,
+    StreamCore, StreamMetrics, StreamSnapshot, TransportPolicy,
 };
 pub use worker::SharedFrame;

@@ -10,8 +10,8 @@
 use crate::config::StreamConfig;
 use crate::protocol::close;
 use crate::session::{
-    Action, EncodeFailure, EncodedFrame, EncoderSettings, FrameInfo, GroupId, InputEvent,
-    Rejection, StreamCore, StreamMetrics, StreamSnapshot, TransportPolicy, ViewerId,
+    Action, EncodeFailure, EncodedFrame, EncoderSettings, FrameInfo, FrameTags, GroupId,
+    InputEvent, Rejection, StreamCore, StreamMetrics, StreamSnapshot, TransportPolicy, ViewerId,
 };
 use crate::worker::{GroupWorker, SharedFrame, WorkerJob};
 use serde_json::{json, Value};
@@ -68,8 +68,9 @@ pub(crate) enum Cmd {
     },
 }
 
-/// A published frame: the pixels, the publish time (µs on the stream clock) and its id.
-pub(crate) type Published = Option<(SharedFrame, u64, u64)>;
+/// A published frame: the pixels, the publish time (µs on the stream clock), its id, and
+/// its display tags.
+pub(crate) type Published = Option<(SharedFrame, u64, u64, FrameTags)>;
 
 /// State of one stream shared by its task, its `Display` handles and the HTTP handlers.
 pub(crate) struct StreamShared {
@@ -225,7 +226,7 @@ impl StreamTask {
                         frames_open = false;
                     } else {
                         let published = frames_rx.borrow_and_update().clone();
-                        if let Some((frame, timestamp_us, id)) = published {
+                        if let Some((frame, timestamp_us, id, tags)) = published {
                             let info = FrameInfo {
                                 id,
                                 width: frame.width(),
@@ -234,7 +235,7 @@ impl StreamTask {
                             };
                             self.latest = Some(frame);
                             let now = self.now();
-                            self.core.publish(info, now);
+                            self.core.publish_tagged(info, tags, now);
                         }
                     }
                 }

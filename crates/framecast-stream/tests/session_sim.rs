@@ -37,6 +37,8 @@ struct Sim {
     events: Vec<ViewerEvent>,
     closed_groups: Vec<u64>,
     targets: Vec<(u32, u32)>,
+    /// Every payload sent, in order (one per viewer and job).
+    chunks: Vec<std::sync::Arc<framecast_stream::protocol::EnvelopeTemplate>>,
 }
 
 fn video() -> Vec<String> {
@@ -62,6 +64,7 @@ impl Sim {
             events: vec![],
             closed_groups: vec![],
             targets: vec![],
+            chunks: vec![],
         }
     }
 
@@ -80,6 +83,7 @@ impl Sim {
                         self.pending.push(job);
                     }
                     Action::SendPayload { viewer, seq, chunk } => {
+                        self.chunks.push(chunk.clone());
                         let payload = chunk.payload.clone();
                         let s = match chunk.header.clone() {
                             BinaryHeader::VideoChunk(h) => Sent {
@@ -809,4 +813,53 @@ fn encode_failure_forces_a_keyframe_next() {
     s.publish();
     assert!(s.jobs.last().unwrap().force_keyframe);
     assert_eq!(s.core.metrics(s.now).groups[0].failures, 1);
+}
+
+/// pdum.rfb's `publish(frame, pixel_ratio=, color=)`: a frame's own tags go on its header, a
+/// change of tags re-sends `config`, and untagged frames fall back to the stream's.
+#[test]
+fn per_frame_tags_reach_headers_and_config() {
+    use framecast_stream::protocol::{client, WireColor};
+    use framecast_stream::session::FrameTags;
+    use std::sync::Arc;
+    let mut s = Sim::default();
+    s.add(1, video());
+    s.publish();
+    s.ack_all(1);
+    let texts = s.texts[&1].len();
+    s.frame += 1;
+    let tags = FrameTags {
+        pixel_ratio: Some(2.0),
+        color: Some(Arc::new(WireColor::display_p3())),
+    };
+    let info = FrameInfo {
+        id: s.frame,
+        width: s.size.0,
+        height: s.size.1,
+        timestamp_us: 1,
+    };
+    s.core.publish_tagged(info, tags, s.now);
+    s.drain();
+    let config: serde_json::Value = serde_json::from_str(&s.texts[&1][texts]).unwrap();
+    assert_eq!(config["type"], "config");
+    assert_eq!(config["pixel_ratio"], 2.0);
+    assert_eq!(config["color"]["primaries"], "display-p3");
+    let job = s.jobs.last().unwrap();
+    assert_eq!(job.frame.id, s.frame);
+    // The header of the tagged frame carries the tags (checked on the envelope bytes).
+    let last = s.chunks.last().unwrap().clone();
+    let header = String::from_utf8_lossy(&last.envelope(0)).to_string();
+    assert!(header.contains(r#""pixel_ratio":2.0"#), "{header}");
+    assert!(header.contains(r#""primaries":"display-p3""#), "{header}");
+    // Back to untagged: config again, and no tags in the header.
+    s.text(1, &client::ack(s.sent(1).last().unwrap().seq, 0));
+    let texts = s.texts[&1].len();
+    s.publish();
+    assert!(s.texts[&1][texts].contains(r#""type":"config""#));
+    assert!(!s.texts[&1][texts].contains("pixel_ratio"));
+    let header = String::from_utf8_lossy(&s.chunks.last().unwrap().envelope(0)).to_string();
+    assert!(
+        !header.contains("pixel_ratio") && !header.contains("color"),
+        "{header}"
+    );
 }

@@ -2,7 +2,7 @@
 //! that may be running for them.
 
 use super::config::GroupKind;
-use super::ids::{FrameInfo, ViewerId};
+use super::ids::{FrameInfo, FrameTags, ViewerId};
 use super::viewer::ema;
 use super::window::SampleRing;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use std::time::Duration;
 pub(super) struct Job {
     pub id: u64,
     pub frame: FrameInfo,
+    pub tags: FrameTags,
     pub recipients: Vec<ViewerId>,
 }
 
@@ -57,11 +58,12 @@ impl Group {
     }
 
     /// Start a job: returns its number.
-    pub fn start(&mut self, frame: FrameInfo, recipients: Vec<ViewerId>) -> u64 {
+    pub fn start(&mut self, frame: FrameInfo, tags: FrameTags, recipients: Vec<ViewerId>) -> u64 {
         self.job_counter += 1;
         self.busy = Some(Job {
             id: self.job_counter,
             frame,
+            tags,
             recipients,
         });
         self.job_counter

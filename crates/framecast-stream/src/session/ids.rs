@@ -1,4 +1,7 @@
-//! What names a viewer, an encoder group and a published frame.
+//! What names a viewer, an encoder group and a published frame, and a frame's display tags.
+
+use crate::protocol::WireColor;
+use std::sync::Arc;
 
 /// Identifies one connected viewer within a stream.
 pub type ViewerId = u64;
@@ -17,4 +20,15 @@ pub struct FrameInfo {
     pub height: u32,
     /// Publish time, µs since the display started.
     pub timestamp_us: u64,
+}
+
+/// How a frame is to be shown, tagged by the publisher (pdum.rfb's per-frame `pixel_ratio`
+/// and `color`); `None` fields fall back to the stream's configuration. Tags, never
+/// conversions: the pixels must already be in the declared space.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FrameTags {
+    /// Render device pixel ratio (device pixels per logical pixel).
+    pub pixel_ratio: Option<f64>,
+    /// Colour description.
+    pub color: Option<Arc<WireColor>>,
 }

@@ -61,7 +61,7 @@ pub use config::{
     select_transport, target_dims, EncoderSettings, GroupKind, ImageFormat, ResizePolicy,
     SessionConfig, TransportPolicy, UnknownTransport,
 };
-pub use ids::{FrameInfo, GroupId, ViewerId};
+pub use ids::{FrameInfo, FrameTags, GroupId, ViewerId};
 pub use metrics::{GroupMetrics, StreamMetrics, StreamSnapshot, ViewerMetrics};
 pub use window::{RateWindow, SampleRing};
 
@@ -220,6 +220,7 @@ pub struct StreamCore {
     groups: BTreeMap<GroupId, Group>,
     next_group: GroupId,
     latest: Option<FrameInfo>,
+    latest_tags: FrameTags,
     last_publish_at: Option<Duration>,
     actions: VecDeque<Action>,
     pending_target: Option<((u32, u32), Duration)>,
@@ -242,6 +243,7 @@ impl StreamCore {
             groups: BTreeMap::new(),
             next_group: 1,
             latest: None,
+            latest_tags: FrameTags::default(),
             last_publish_at: None,
             actions: VecDeque::new(),
             pending_target: None,
@@ -367,8 +369,8 @@ impl StreamCore {
             height,
             coords: protocol::COORDS_FRAME_PIXELS.into(),
             codec,
-            pixel_ratio: self.config.pixel_ratio,
-            color: self.config.color.clone(),
+            pixel_ratio: self.pixel_ratio(&self.latest_tags),
+            color: self.color(&self.latest_tags),
             backend: Some(backend),
         })
     }
@@ -427,8 +429,23 @@ impl StreamCore {
         }
     }
 
-    /// A frame was published.
+    /// A frame was published (with the stream's configured tags).
     pub fn publish(&mut self, frame: FrameInfo, now: Duration) {
+        self.publish_tagged(frame, FrameTags::default(), now);
+    }
+
+    /// A frame was published with its own `pixel_ratio`/`color` tags. A change of tags is
+    /// announced to every viewer with a fresh `config` (as a size change is).
+    pub fn publish_tagged(&mut self, frame: FrameInfo, tags: FrameTags, now: Duration) {
+        if tags != self.latest_tags {
+            self.latest_tags = tags;
+            let ids: Vec<ViewerId> = self.viewers.keys().copied().collect();
+            for viewer in ids {
+                let g = &self.groups[&self.viewers[&viewer].group];
+                let text = self.config_text(g.kind, g.codec.as_deref());
+                self.actions.push_back(Action::SendText { viewer, text });
+            }
+        }
         self.latest = Some(frame);
         self.last_publish_at = Some(now);
         let groups: Vec<GroupId> = self.groups.keys().copied().collect();
@@ -562,7 +579,7 @@ impl StreamCore {
         g.size = Some((frame.width, frame.height));
         g.force_keyframe = false;
         g.last_submitted = Some(frame.id);
-        let job = g.start(frame, recipients);
+        let job = g.start(frame, self.latest_tags.clone(), recipients);
         self.actions.push_back(Action::Encode(EncodeJob {
             group,
             kind: g.kind,
@@ -611,7 +628,7 @@ impl StreamCore {
             g.codec.clone_from(&encoded.codec);
         }
         let chunk = Arc::new(EnvelopeTemplate::new(
-            self.header(kind, &done.frame, &encoded, keyframe),
+            self.header(kind, &done.frame, &done.tags, &encoded, keyframe),
             encoded.data,
         ));
         let bytes = chunk.payload.len();
@@ -637,10 +654,19 @@ impl StreamCore {
         self.schedule(group, now, Trigger::Other);
     }
 
+    fn pixel_ratio(&self, tags: &FrameTags) -> Option<f64> {
+        tags.pixel_ratio.or(self.config.pixel_ratio)
+    }
+
+    fn color(&self, tags: &FrameTags) -> Option<Arc<crate::protocol::WireColor>> {
+        tags.color.clone().or_else(|| self.config.color.clone())
+    }
+
     fn header(
         &self,
         kind: GroupKind,
         frame: &FrameInfo,
+        tags: &FrameTags,
         encoded: &EncodedFrame,
         keyframe: bool,
     ) -> BinaryHeader {
@@ -657,8 +683,8 @@ impl StreamCore {
                 bitstream: "annexb".into(),
                 keyframe,
                 duration_us: Some((1e6 / self.config.encoder.fps) as u64),
-                pixel_ratio: self.config.pixel_ratio,
-                color: self.config.color.clone(),
+                pixel_ratio: self.pixel_ratio(tags),
+                color: self.color(tags),
             }),
             GroupKind::Image(fmt) => BinaryHeader::ImageFrame(ImageFrameHeader {
                 seq: 0,
@@ -666,8 +692,8 @@ impl StreamCore {
                 width: encoded.width,
                 height: encoded.height,
                 mime: encoded.mime.unwrap_or(fmt.mime()).into(),
-                pixel_ratio: self.config.pixel_ratio,
-                color: self.config.color.clone(),
+                pixel_ratio: self.pixel_ratio(tags),
+                color: self.color(tags),
             }),
         }
     }
