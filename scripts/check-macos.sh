@@ -13,7 +13,9 @@
 #   Debian's rustc-web/cargo-web/rust-web-src/rust-web-clippy with RUSTC_BOOTSTRAP=1 and
 #   -Zbuild-std.
 # * FRAMECAST_MACOS_CHECK_EXCLUDE="pkg1 pkg2": leave workspace packages out (e.g. one with a C
-#   dependency that cannot be cross-compiled); say why in the CI configuration.
+#   dependency that cannot be cross-compiled); say why in the CI configuration. framecast-py (the
+#   Python extension) is always left out: PyO3's build script needs a macOS Python to describe
+#   the target interpreter, and the extension has no macOS-only code of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,14 +61,15 @@ else
 fi
 
 # --- features ----------------------------------------------------------------------------------
+FRAMECAST_MACOS_CHECK_EXCLUDE="framecast-py ${FRAMECAST_MACOS_CHECK_EXCLUDE:-}"
 exclude=()
-for pkg in ${FRAMECAST_MACOS_CHECK_EXCLUDE:-}; do
+for pkg in $FRAMECAST_MACOS_CHECK_EXCLUDE; do
   exclude+=(--exclude "$pkg")
 done
 # `videotoolbox` and `gpu` on every checked workspace member that defines them (`gpu` does not
 # exist yet; it is picked up when it lands).
 features=$("${cargo_cmd[@]}" metadata --no-deps --format-version 1 |
-  FRAMECAST_MACOS_CHECK_EXCLUDE="${FRAMECAST_MACOS_CHECK_EXCLUDE:-}" python3 -c '
+  FRAMECAST_MACOS_CHECK_EXCLUDE="$FRAMECAST_MACOS_CHECK_EXCLUDE" python3 -c '
 import json, os, sys
 meta = json.load(sys.stdin)
 members = set(meta["workspace_members"])

@@ -64,16 +64,16 @@ cargo fmt --all -- --check
 step "structure: no two source files import each other"
 python3 scripts/check-structure.py
 
-# Python tools (ruff; the Python package's build and test tools join later) in .venv/.
-if [ ! -x .venv/bin/ruff ]; then
-  step "creating .venv (ruff)"
+# Python tools in .venv/: ruff, and the Python package's test dependencies.
+if [ ! -x .venv/bin/ruff ] || ! .venv/bin/python -c 'import pytest, av, websockets, PIL' 2>/dev/null; then
+  step "creating .venv (ruff, pytest, PyAV, websockets, Pillow)"
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q ruff==0.17.6
+  .venv/bin/pip install -q ruff==0.17.6 "pytest>=7" "av>=12" "websockets>=12" "pillow>=9" "numpy>=1.21"
 fi
 step "ruff (Python code)"
-.venv/bin/ruff check scripts
-.venv/bin/ruff format --check scripts
+.venv/bin/ruff check scripts python
+.venv/bin/ruff format --check scripts python
 
 # Clippy on the default feature set and on everything (gpu, and videotoolbox, which compiles
 # to nothing off macOS); the tests run once, on the build with every feature.
@@ -86,6 +86,12 @@ step "cargo test (workspace, all features)"
 cargo test --workspace --all-features --locked
 
 # The browser tests drive the framecast binary built above (same features, so no rebuild).
+# The README's `pip install ./python`, with the dev profile so it reuses the build above rather
+# than compiling everything again optimised (MATURIN_PEP517_ARGS reaches maturin through pip).
+step "Python package: pip install ./python, then pytest"
+MATURIN_PEP517_ARGS="--profile dev" .venv/bin/pip install -q ./python
+.venv/bin/pytest -q python/tests
+
 step "browser tests (headless Chromium: viewer, WebCodecs and image transports, pdum.rfb 0.3 both ways)"
 cargo build -q -p framecast-cli --all-features --locked
 FRAMECAST_BIN="$PWD/target/debug/framecast" scripts/browser-test.sh

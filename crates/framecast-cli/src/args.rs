@@ -135,16 +135,6 @@ mod tests {
     }
 
     #[test]
-    fn fps_ratios() {
-        assert_eq!(fps_ratio(30.0), (30, 1));
-        assert_eq!(fps_ratio(29.97), (30000, 1001));
-        assert_eq!(fps_ratio(59.94), (60000, 1001));
-        assert_eq!(fps_ratio(12.5), (12500, 1000));
-        assert_eq!(parse_format("NV12"), Ok(framecast_core::PixelFormat::Nv12));
-        assert!(parse_format("yuyv").unwrap_err().contains("use rgba"));
-    }
-
-    #[test]
     fn fps() {
         assert_eq!(parse_fps("30"), Ok(30.0));
         assert!((parse_fps("30000/1001").unwrap() - 29.97).abs() < 0.01);
@@ -169,18 +159,7 @@ pub fn parse_format(s: &str) -> Result<framecast_core::PixelFormat, String> {
     })
 }
 
-/// A frame rate as (numerator, denominator): exact for whole rates and the NTSC family
-/// (29.97 → 30000/1001), otherwise to 1/1000 fps.
-pub fn fps_ratio(fps: f64) -> (u32, u32) {
-    let ntsc = fps * 1.001;
-    if (fps - fps.round()).abs() < 1e-9 {
-        (fps.round() as u32, 1)
-    } else if (ntsc - ntsc.round()).abs() < 1e-3 {
-        (ntsc.round() as u32 * 1000, 1001)
-    } else {
-        ((fps * 1000.0).round() as u32, 1000)
-    }
-}
+pub use framecast_core::fps_ratio;
 
 /// A shared secret from a file or an environment variable (`serve`, `demo`, `remote`).
 #[derive(clap::Args, Debug, Clone)]

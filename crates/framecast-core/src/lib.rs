@@ -25,6 +25,7 @@ mod error;
 mod frame;
 mod image;
 mod owned;
+mod rate;
 pub mod reference;
 
 pub use color::{ColorSpace, Matrix, Primaries, Range, Transfer};
@@ -32,3 +33,4 @@ pub use error::FrameError;
 pub use frame::{Frame, PixelFormat, Planes, MAX_DIMENSION};
 pub use image::{Yuv420Image, YuvLayout};
 pub use owned::{frame_len, OwnedFrame};
+pub use rate::fps_ratio;

@@ -31,6 +31,7 @@ pub mod decode;
 mod driver;
 mod encoder;
 mod error;
+pub mod file;
 mod keyframes;
 mod meta;
 pub mod normalize;

@@ -1,0 +1,33 @@
+//! `framecast._native`: the Rust side of the `framecast` Python package. It only wraps the
+//! crates' public APIs; the Python modules in `python/framecast/` hold the documented
+//! surface (`serve`, `Display`, `Encoder`, `Writer`, `framecast.rfb`, `framecast.vtenc`).
+//!
+//! Threads: every blocking call releases the GIL (conversion, encoding, network waits);
+//! Python code is never called from encoder or network threads. Servers and remote encoders
+//! share one tokio runtime of two threads, started on first use.
+
+mod display;
+mod doctor;
+mod encoder;
+mod errors;
+mod frames;
+mod remote;
+mod runtime;
+mod values;
+mod writer;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::register(m)?;
+    m.add_class::<display::NativeServer>()?;
+    m.add_class::<display::NativeDisplay>()?;
+    m.add_class::<encoder::NativeEncoder>()?;
+    m.add_class::<encoder::EncodedPacket>()?;
+    m.add_class::<encoder::DroppedFrame>()?;
+    m.add_class::<writer::NativeWriter>()?;
+    m.add_function(wrap_pyfunction!(doctor::doctor, m)?)?;
+    Ok(())
+}

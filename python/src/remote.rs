@@ -1,0 +1,301 @@
+//! The remote engine of `Encoder(..., remote="host:port")`: frames go to a VTR1 server (a
+//! Mac's VideoToolbox through `vtremoted`, or another framecast) and its packets come back
+//! behind the same contract as a local encoder.
+//!
+//! The session runs as [`framecast_remote::client::run_stream`] on the shared runtime: frames
+//! go in through a channel, packets come out through another. With `max_in_flight_frames` 0
+//! each `encode()` waits for its own packet (1-in-1-out); above 0 that many frames may be
+//! in flight and `encode()` returns what has arrived.
+
+use crate::encoder::Produced;
+use crate::errors::{value_error, ClosedError, RemoteError};
+use crate::frames::HostView;
+use crate::runtime::runtime;
+use framecast_core::ColorSpace;
+use framecast_encode::{EncoderConfig, FrameMeta, OutputFormat, PacketTimings};
+use framecast_remote::client::{run_stream, Client, ClientOptions, Credit, RunError, StreamStats};
+use framecast_remote::planes::FramePlanes;
+use framecast_remote::wire::{pix_fmt, Configure, FrameMsg, Message, FLAG_KEYFRAME};
+use framecast_remote::Compression;
+use pyo3::prelude::*;
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Time base of the session: microseconds.
+const TB_DEN: u32 = 1_000_000;
+
+pub(crate) struct RemoteSettings {
+    pub addr: String,
+    pub token: String,
+    pub config: EncoderConfig,
+    pub window: usize,
+    pub compression: Compression,
+    pub timeout: Duration,
+}
+
+type Task = tokio::task::JoinHandle<Result<StreamStats, RunError<Infallible>>>;
+
+pub(crate) struct RemoteEncoder {
+    addr: String,
+    input: Option<mpsc::Sender<Message>>,
+    output: mpsc::UnboundedReceiver<Message>,
+    task: Option<Task>,
+    planes: FramePlanes,
+    color: ColorSpace,
+    /// Frames sent whose packet has not come back.
+    in_flight: usize,
+    window: usize,
+    /// Tokens of the frames in flight, in order (the server keeps the order).
+    tokens: std::collections::VecDeque<(u64, Instant, f64)>,
+    frame_ns: i64,
+    output_format: OutputFormat,
+    extradata: Option<Vec<u8>>,
+    codec_string: Option<String>,
+    timeout: Duration,
+}
+
+fn remote_error(e: impl std::fmt::Display) -> PyErr {
+    RemoteError::new_err(e.to_string())
+}
+
+impl RemoteEncoder {
+    pub fn connect(py: Python<'_>, s: RemoteSettings) -> PyResult<Self> {
+        let c = &s.config;
+        let fps = framecast_core::fps_ratio(c.fps);
+        let mut cfg = Configure {
+            width: c.width,
+            height: c.height,
+            pix_fmt: pix_fmt::NV12,
+            tb_num: 1,
+            tb_den: TB_DEN,
+            fr_num: fps.0,
+            fr_den: fps.1,
+            ..Configure::default()
+        };
+        cfg.set_option("mode", "encode");
+        cfg.set_option("bitrate", c.bitrate.to_string());
+        cfg.set_option("gop", c.keyframe_interval.to_string());
+        cfg.set_option("wire_compression", s.compression.wire_value().to_string());
+        // FFmpeg's AVColorSpace / range numbers of the conversion done here.
+        let (matrix, range) = (
+            c.color.matrix_code(),
+            if c.color.full_range() { 2 } else { 1 },
+        );
+        cfg.set_option("colorspace", matrix.to_string());
+        cfg.set_option("color_range", range.to_string());
+        let opts = ClientOptions {
+            token: s.token.clone(),
+            timeout: s.timeout,
+            ..ClientOptions::default()
+        };
+        let addr = s.addr.clone();
+        let window = s.window;
+        let (in_tx, in_rx) = mpsc::channel::<Message>(window.max(1));
+        let (out_tx, out_rx) = mpsc::unbounded_channel::<Message>();
+        let (ack, task) = py
+            .detach(|| {
+                runtime().block_on(async {
+                    let mut client = Client::connect(addr.as_str(), opts).await?;
+                    let ack = client.configure(cfg).await?;
+                    let task = tokio::spawn(run_stream(
+                        client,
+                        in_rx,
+                        window.max(1),
+                        Credit::PerOutput,
+                        move |m| {
+                            let _ = out_tx.send(m);
+                            Ok::<(), Infallible>(())
+                        },
+                    ));
+                    Ok::<_, framecast_remote::RemoteError>((ack, task))
+                })
+            })
+            .map_err(|e| RemoteError::new_err(format!("remote encoder {}: {e}", s.addr)))?;
+        Ok(RemoteEncoder {
+            addr: s.addr,
+            input: Some(in_tx),
+            output: out_rx,
+            task: Some(task),
+            planes: FramePlanes::new(s.compression),
+            color: c.color,
+            in_flight: 0,
+            window,
+            tokens: Default::default(),
+            frame_ns: c.frame_duration_ns(),
+            output_format: c.output,
+            extradata: (!ack.extradata.is_empty()).then(|| ack.extradata.to_vec()),
+            codec_string: None,
+            timeout: s.timeout,
+        })
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn codec_string(&self) -> Option<String> {
+        self.codec_string.clone()
+    }
+
+    pub fn extradata(&self) -> Option<Vec<u8>> {
+        self.extradata.clone()
+    }
+
+    /// The session ended early: its error.
+    fn failure(&mut self, py: Python<'_>) -> PyErr {
+        self.input = None;
+        match self.task.take() {
+            Some(task) => match py.detach(|| runtime().block_on(task)) {
+                Ok(Err(e)) => remote_error(format!("remote encoder {}: {e}", self.addr)),
+                Ok(Ok(_)) => remote_error(format!(
+                    "remote encoder {}: the session ended before every frame came back",
+                    self.addr
+                )),
+                Err(e) => remote_error(format!("remote encoder {}: {e}", self.addr)),
+            },
+            None => ClosedError::new_err("the remote session has ended"),
+        }
+    }
+
+    fn produced(&mut self, m: Message) -> PyResult<Produced> {
+        let Message::Packet(p) = m else {
+            return Err(remote_error(format!(
+                "remote encoder {}: expected a PACKET, got {}",
+                self.addr,
+                m.kind()
+            )));
+        };
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let (token, sent, convert_ms) = self.tokens.pop_front().unwrap_or((0, Instant::now(), 0.0));
+        let keyframe = p.flags & FLAG_KEYFRAME != 0;
+        if keyframe {
+            if let Some(sps) = framecast_h264::nal::annexb_nals(&p.data)
+                .find(|n| n.first().is_some_and(|b| b & 0x1f == 7))
+            {
+                if let Ok(c) = framecast_h264::codec::codec_string(sps) {
+                    self.codec_string = Some(c);
+                }
+            }
+        }
+        let data = match self.output_format {
+            OutputFormat::AnnexB => p.data,
+            OutputFormat::Avcc => bytes::Bytes::from(
+                framecast_h264::nal::annexb_to_avcc(&p.data, 4)
+                    .map_err(|e| remote_error(format!("the server sent a bad packet: {e}")))?,
+            ),
+        };
+        Ok(Produced::Packet {
+            data,
+            pts_ns: p.pts.saturating_mul(1_000_000_000 / TB_DEN as i64),
+            duration_ns: if p.duration > 0 {
+                p.duration.saturating_mul(1_000_000_000 / TB_DEN as i64)
+            } else {
+                self.frame_ns
+            },
+            keyframe,
+            codec_string: self.codec_string.clone().unwrap_or_default(),
+            token,
+            timings: PacketTimings {
+                convert_ms,
+                encode_ms: sent.elapsed().as_secs_f64() * 1e3,
+                queue_ms: 0.0,
+            },
+        })
+    }
+
+    pub fn encode(
+        &mut self,
+        py: Python<'_>,
+        view: HostView,
+        meta: FrameMeta,
+    ) -> PyResult<Vec<Produced>> {
+        let Some(input) = self.input.clone() else {
+            return Err(ClosedError::new_err(
+                "the remote encoder was flushed or closed",
+            ));
+        };
+        let planes = &mut self.planes;
+        let color = self.color;
+        let converted = py.detach(|| {
+            let t0 = Instant::now();
+            // SAFETY: the caller's HostFrame keeps the array alive for this call.
+            let frame = unsafe { view.frame() }.map_err(|e| e.to_string())?;
+            let planes = planes.nv12(&frame, color).map_err(|e| e.to_string())?;
+            Ok::<_, String>((planes, t0.elapsed().as_secs_f64() * 1e3))
+        });
+        let (planes, convert_ms) = converted.map_err(value_error)?;
+        let msg = Message::Frame(FrameMsg {
+            pts: meta.pts_ns / (1_000_000_000 / TB_DEN as i64),
+            duration: self.frame_ns / (1_000_000_000 / TB_DEN as i64),
+            flags: if meta.force_keyframe {
+                FLAG_KEYFRAME
+            } else {
+                0
+            },
+            planes,
+            side_data: vec![],
+        });
+        let sent = py.detach(|| input.blocking_send(msg).is_ok());
+        if !sent {
+            return Err(self.failure(py));
+        }
+        self.in_flight += 1;
+        self.tokens
+            .push_back((meta.token, Instant::now(), convert_ms));
+        let mut out = Vec::new();
+        if self.window == 0 {
+            // 1-in-1-out: this frame's packet.
+            let limit = self.timeout;
+            let output = &mut self.output;
+            let got = py.detach(|| {
+                runtime().block_on(async { tokio::time::timeout(limit, output.recv()).await })
+            });
+            match got {
+                Ok(Some(m)) => out.push(self.produced(m)?),
+                Err(_) => {
+                    return Err(remote_error(format!(
+                        "remote encoder {}: no packet within {:?}",
+                        self.addr, limit
+                    )))
+                }
+                Ok(None) => return Err(self.failure(py)),
+            }
+        }
+        for m in self.ready() {
+            out.push(self.produced(m)?);
+        }
+        Ok(out)
+    }
+
+    /// The outputs that have arrived.
+    fn ready(&mut self) -> Vec<Message> {
+        std::iter::from_fn(|| self.output.try_recv().ok()).collect()
+    }
+
+    /// FLUSH: the packets of every frame still in flight, then the session ends.
+    pub fn flush(&mut self, py: Python<'_>) -> PyResult<Vec<Produced>> {
+        self.input = None; // run_stream sends FLUSH once its input ends
+        let Some(task) = self.task.take() else {
+            return Ok(Vec::new());
+        };
+        let result = py.detach(|| runtime().block_on(task));
+        let mut out = Vec::new();
+        for m in self.ready() {
+            out.push(self.produced(m)?);
+        }
+        match result {
+            Ok(Ok(_)) => Ok(out),
+            Ok(Err(e)) => Err(remote_error(format!("remote encoder {}: {e}", self.addr))),
+            Err(e) => Err(remote_error(format!("remote encoder {}: {e}", self.addr))),
+        }
+    }
+
+    /// Drop the session without flushing.
+    pub fn abort(&mut self, _py: Python<'_>) {
+        self.input = None;
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
