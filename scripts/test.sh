@@ -64,12 +64,16 @@ cargo fmt --all -- --check
 step "structure: no two source files import each other"
 python3 scripts/check-structure.py
 
-# Python tools in .venv/: ruff, and the Python package's test dependencies.
-if [ ! -x .venv/bin/ruff ] || ! .venv/bin/python -c 'import pytest, av, websockets, PIL' 2>/dev/null; then
-  step "creating .venv (ruff, pytest, PyAV, websockets, Pillow)"
+# Python tools in .venv/: ruff and mypy (its stubtest checks _native.pyi against the built
+# extension), the Python package's test dependencies, and JupyterLab + anywidget for the
+# widget's browser test.
+if [ ! -x .venv/bin/ruff ] ||
+   ! .venv/bin/python -c 'import pytest, av, websockets, PIL, mypy, jupyterlab, anywidget' 2>/dev/null; then
+  step "creating .venv (ruff, mypy, pytest, PyAV, websockets, Pillow, JupyterLab, anywidget)"
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q ruff==0.17.6 "pytest>=7" "av>=12" "websockets>=12" "pillow>=9" "numpy>=1.21"
+  .venv/bin/pip install -q ruff==0.17.6 mypy "pytest>=7" "av>=12" "websockets>=12" "pillow>=9" \
+    "numpy>=1.21" jupyterlab "anywidget>=0.9"
 fi
 step "ruff (Python code)"
 .venv/bin/ruff check scripts python
@@ -85,16 +89,23 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 step "cargo test (workspace, all features)"
 cargo test --workspace --all-features --locked
 
-# The browser tests drive the framecast binary built above (same features, so no rebuild).
+# The Python tests (remote encoding) and the browser tests drive the framecast binary built
+# here (same features as the tests above, so no rebuild).
+cargo build -q -p framecast-cli --all-features --locked
 # The README's `pip install ./python`, with the dev profile so it reuses the build above rather
 # than compiling everything again optimised (MATURIN_PEP517_ARGS reaches maturin through pip).
 step "Python package: pip install ./python, then pytest"
 MATURIN_PEP517_ARGS="--profile dev" .venv/bin/pip install -q ./python
-.venv/bin/pytest -q python/tests
+FRAMECAST_BIN="$PWD/target/debug/framecast" .venv/bin/pytest -q python/tests
+step "Python package: the .pyi stubs match the extension (stubtest), types check (mypy)"
+(cd /tmp && "$OLDPWD/.venv/bin/python" -m mypy.stubtest framecast._native)
+.venv/bin/python -m mypy python/framecast
 
-step "browser tests (headless Chromium: viewer, WebCodecs and image transports, pdum.rfb 0.3 both ways)"
-cargo build -q -p framecast-cli --all-features --locked
-FRAMECAST_BIN="$PWD/target/debug/framecast" scripts/browser-test.sh
+step "browser tests (headless Chromium: viewer, WebCodecs and image transports, pdum.rfb 0.3 both ways, Jupyter widget)"
+# The Python package's browser tests (the Jupyter widget in JupyterLab, the pdum.rfb drop-in
+# programs) fail rather than skip here: the steps above installed what they need.
+FRAMECAST_REQUIRE_JUPYTER=1 FRAMECAST_REQUIRE_PYTHON=1 \
+  FRAMECAST_BIN="$PWD/target/debug/framecast" scripts/browser-test.sh
 
 step "slow-link smoke (two network namespaces, 4 Mbit/s tbf link; skipped without the privileges)"
 cargo build -q -p framecast-stream --example probe --all-features --locked

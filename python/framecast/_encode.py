@@ -173,6 +173,13 @@ class Writer:
     def __enter__(self) -> Self:
         return self
 
+    def abort(self) -> None:
+        """Discard the file: nothing appears at ``path`` (the temporary file is removed)."""
+        self._native.abort()
+
     def __exit__(self, exc_type: object, *rest: object) -> None:
+        # A block that raised leaves no half-written file behind.
         if exc_type is None:
             self.close()
+        else:
+            self.abort()

@@ -151,7 +151,11 @@ impl State {
             .ok_or_else(|| ClosedError::new_err("the encoder is closed"))
     }
 
-    fn python_objects(&mut self, py: Python<'_>, produced: Vec<Produced>) -> PyResult<Vec<Py<PyAny>>> {
+    fn python_objects(
+        &mut self,
+        py: Python<'_>,
+        produced: Vec<Produced>,
+    ) -> PyResult<Vec<Py<PyAny>>> {
         let fmt = self.packet_format;
         produced
             .into_iter()

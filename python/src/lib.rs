@@ -6,6 +6,7 @@
 //! Python code is never called from encoder or network threads. Servers and remote encoders
 //! share one tokio runtime of two threads, started on first use.
 
+mod assets;
 mod display;
 mod doctor;
 mod encoder;
@@ -29,5 +30,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<encoder::DroppedFrame>()?;
     m.add_class::<writer::NativeWriter>()?;
     m.add_function(wrap_pyfunction!(doctor::doctor, m)?)?;
+    m.add_function(wrap_pyfunction!(assets::viewer_file, m)?)?;
     Ok(())
 }

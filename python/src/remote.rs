@@ -24,6 +24,17 @@ use tokio::sync::mpsc;
 
 /// Time base of the session: microseconds.
 const TB_DEN: u32 = 1_000_000;
+const NS_PER_TICK: i64 = 1_000_000_000 / TB_DEN as i64;
+
+/// What the caller gave for a frame on the wire, to put on its packet.
+struct InFlight {
+    token: u64,
+    /// The caller's pts in ns; the wire carries it in `TB_DEN` units.
+    pts_ns: i64,
+    wire_pts: i64,
+    sent: Instant,
+    convert_ms: f64,
+}
 
 pub(crate) struct RemoteSettings {
     pub addr: String,
@@ -46,8 +57,8 @@ pub(crate) struct RemoteEncoder {
     /// Frames sent whose packet has not come back.
     in_flight: usize,
     window: usize,
-    /// Tokens of the frames in flight, in order (the server keeps the order).
-    tokens: std::collections::VecDeque<(u64, Instant, f64)>,
+    /// The frames in flight, in order (the server keeps the order).
+    in_flight_frames: std::collections::VecDeque<InFlight>,
     frame_ns: i64,
     output_format: OutputFormat,
     extradata: Option<Vec<u8>>,
@@ -121,7 +132,7 @@ impl RemoteEncoder {
             color: c.color,
             in_flight: 0,
             window,
-            tokens: Default::default(),
+            in_flight_frames: Default::default(),
             frame_ns: c.frame_duration_ns(),
             output_format: c.output,
             extradata: (!ack.extradata.is_empty()).then(|| ack.extradata.to_vec()),
@@ -167,7 +178,20 @@ impl RemoteEncoder {
             )));
         };
         self.in_flight = self.in_flight.saturating_sub(1);
-        let (token, sent, convert_ms) = self.tokens.pop_front().unwrap_or((0, Instant::now(), 0.0));
+        let frame = self.in_flight_frames.pop_front().unwrap_or(InFlight {
+            token: 0,
+            pts_ns: p.pts.saturating_mul(NS_PER_TICK),
+            wire_pts: p.pts,
+            sent: Instant::now(),
+            convert_ms: 0.0,
+        });
+        // The wire rounds pts to microseconds: give back the caller's own value when the
+        // server kept it (VTR1 servers do), else what the server says.
+        let pts_ns = if p.pts == frame.wire_pts {
+            frame.pts_ns
+        } else {
+            p.pts.saturating_mul(NS_PER_TICK)
+        };
         let keyframe = p.flags & FLAG_KEYFRAME != 0;
         if keyframe {
             if let Some(sps) = framecast_h264::nal::annexb_nals(&p.data)
@@ -187,18 +211,18 @@ impl RemoteEncoder {
         };
         Ok(Produced::Packet {
             data,
-            pts_ns: p.pts.saturating_mul(1_000_000_000 / TB_DEN as i64),
+            pts_ns,
             duration_ns: if p.duration > 0 {
-                p.duration.saturating_mul(1_000_000_000 / TB_DEN as i64)
+                p.duration.saturating_mul(NS_PER_TICK)
             } else {
                 self.frame_ns
             },
             keyframe,
             codec_string: self.codec_string.clone().unwrap_or_default(),
-            token,
+            token: frame.token,
             timings: PacketTimings {
-                convert_ms,
-                encode_ms: sent.elapsed().as_secs_f64() * 1e3,
+                convert_ms: frame.convert_ms,
+                encode_ms: frame.sent.elapsed().as_secs_f64() * 1e3,
                 queue_ms: 0.0,
             },
         })
@@ -225,9 +249,10 @@ impl RemoteEncoder {
             Ok::<_, String>((planes, t0.elapsed().as_secs_f64() * 1e3))
         });
         let (planes, convert_ms) = converted.map_err(value_error)?;
+        let wire_pts = meta.pts_ns.div_euclid(NS_PER_TICK);
         let msg = Message::Frame(FrameMsg {
-            pts: meta.pts_ns / (1_000_000_000 / TB_DEN as i64),
-            duration: self.frame_ns / (1_000_000_000 / TB_DEN as i64),
+            pts: wire_pts,
+            duration: self.frame_ns / NS_PER_TICK,
             flags: if meta.force_keyframe {
                 FLAG_KEYFRAME
             } else {
@@ -241,8 +266,13 @@ impl RemoteEncoder {
             return Err(self.failure(py));
         }
         self.in_flight += 1;
-        self.tokens
-            .push_back((meta.token, Instant::now(), convert_ms));
+        self.in_flight_frames.push_back(InFlight {
+            token: meta.token,
+            pts_ns: meta.pts_ns,
+            wire_pts,
+            sent: Instant::now(),
+            convert_ms,
+        });
         let mut out = Vec::new();
         if self.window == 0 {
             // 1-in-1-out: this frame's packet.

@@ -183,6 +183,18 @@ impl NativeWriter {
         Ok(Some(d))
     }
 
+    /// Discard the file: nothing appears at the path and the temporary file is removed (what
+    /// `with Writer(...)` does when its block raises). Harmless after `close()`.
+    fn abort(&mut self) {
+        // Dropping the writer without `finish` deletes its temporary file.
+        drop(
+            self.open
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
+    }
+
     /// Frames written so far.
     #[getter]
     fn frames(&self) -> u64 {

@@ -66,15 +66,18 @@ def decode_h264(data: bytes) -> list[np.ndarray]:
     # parse(None) flushes the parser's last access unit; decode(None) drains the decoder.
     for packet in codec.parse(data) + codec.parse(None) + [None]:
         frames = codec.decode(packet) if packet is not None else codec.decode(None)
-        for frame in frames:
-            yuv = frame.to_ndarray(format="yuv420p")
-            h = frame.height
-            w = frame.width
-            y = yuv[:h]
-            u = yuv[h : h + h // 4].reshape(h // 2, w // 2)
-            v = yuv[h + h // 4 :].reshape(h // 2, w // 2)
-            out.append(yuv420_to_rgb(y, u, v))
+        out += [picture_rgb(frame) for frame in frames]
     return out
+
+
+def picture_rgb(frame) -> np.ndarray:
+    """A decoded PyAV ``VideoFrame`` (4:2:0) as RGB, converted here as BT.709 limited."""
+    yuv = frame.to_ndarray(format="yuv420p")
+    h, w = frame.height, frame.width
+    y = yuv[:h]
+    u = yuv[h : h + h // 4].reshape(h // 2, w // 2)
+    v = yuv[h + h // 4 :].reshape(h // 2, w // 2)
+    return yuv420_to_rgb(y, u, v)
 
 
 def assert_blocks(rgb: np.ndarray, tol: int = 6) -> None:

@@ -8,7 +8,17 @@ import struct
 import av
 import numpy as np
 import pytest
-from conftest import H, W, assert_blocks, decode_h264, make_card, nal_types, psnr, sps_of
+from conftest import (
+    H,
+    W,
+    assert_blocks,
+    decode_h264,
+    make_card,
+    nal_types,
+    picture_rgb,
+    psnr,
+    sps_of,
+)
 
 import framecast
 from framecast.vtenc import VtEncoder
@@ -164,8 +174,21 @@ def test_writer_mp4_and_h264(tmp_path):
         with av.open(str(path)) as c:
             s = c.streams.video[0]
             assert (s.codec_context.width, s.codec_context.height) == (W, H)
-            frames = list(c.decode(video=0))
+            frames = [picture_rgb(f) for f in c.decode(video=0)]
         assert len(frames) == 15
+        for t in (0, 14):
+            assert_blocks(frames[t])
+            assert psnr(frames[t], make_card(t=t)) >= 38
+
+
+def test_writer_leaves_nothing_when_its_block_raises(tmp_path):
+    path = tmp_path / "a.mp4"
+    with pytest.raises(KeyError), framecast.Writer(path, W, H) as w:
+        w.write(make_card())
+        raise KeyError("the renderer failed")
+    assert list(tmp_path.iterdir()) == [], "no file and no temporary file"
+    with pytest.raises(framecast.ClosedError):
+        w.write(make_card())
 
 
 def test_writer_refuses_unknown_extensions_and_empty_files(tmp_path):

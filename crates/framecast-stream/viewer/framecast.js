@@ -29,6 +29,13 @@ const hooks = new WeakMap();
  * @param {string|null} [options.statsKey="s"] key that toggles the stats overlay (not forwarded); null: none
  * @param {boolean} [options.showStats=false]  overlay visible at start
  * @param {number}  [options.statsIntervalMs=500]
+ * @param {string|URL} [options.workerUrl]  where worker.js is (default: next to this module);
+ *   for pages that load these modules from blob: URLs (the Jupyter widget)
+ * @param {object} [options.channel]  carry the protocol over something other than a WebSocket
+ *   (the Jupyter widget's comm): `{open(peer), send(text), close()}`. The viewer calls
+ *   `open(peer)` for each connection attempt and the channel answers through
+ *   `peer.opened()`, `peer.message(data)` (a string or an ArrayBuffer) and
+ *   `peer.closed(code, reason)`; `url` is then only a label.
  * @returns {{close(): void, on(event: string, cb: Function): Function, stats(): object}}
  *   events: "state" {state, code, reason, message}, "config" (server config), "frame" (displayed
  *   frame info), "stats" (stats snapshot), "error" {message}. `on` returns an unsubscribe function.
@@ -61,7 +68,20 @@ export function connect(canvas, url, options = {}) {
   canvas.style.touchAction = "none";
   if (canvas.tabIndex < 0) canvas.tabIndex = 0;
   const offscreen = canvas.transferControlToOffscreen();
-  const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "framecast" });
+  const workerUrl = options.workerUrl || new URL("./worker.js", import.meta.url);
+  const worker = new Worker(workerUrl, { type: "module", name: "framecast" });
+  const channel = options.channel || null;
+  let channelAttempt = 0;
+  const channelPeer = (attempt) => {
+    const live = () => attempt === channelAttempt;
+    const post = (kind, extra, transfer) =>
+      live() && worker.postMessage({ type: "channel", kind, attempt, ...extra }, transfer || []);
+    return {
+      opened: () => post("open"),
+      message: (data) => post("message", { data }),
+      closed: (code = 1006, reason = "") => post("close", { code, reason }),
+    };
+  };
 
   const overlay = createOverlay(canvas, !!options.showStats);
   const pixelRequests = new Map();
@@ -93,6 +113,16 @@ export function connect(canvas, url, options = {}) {
         break;
       case "error":
         emit("error", m);
+        break;
+      case "channel_open":
+        channelAttempt = m.attempt;
+        channel.open(channelPeer(m.attempt));
+        break;
+      case "channel_send":
+        if (m.attempt === channelAttempt) channel.send(m.text);
+        break;
+      case "channel_close":
+        if (m.attempt === channelAttempt) channel.close();
         break;
       case "pixels": {
         const resolve = pixelRequests.get(m.id);
@@ -134,6 +164,7 @@ export function connect(canvas, url, options = {}) {
     token: options.token,
     imageOnly: !!options.imageOnly,
     statsIntervalMs: options.statsIntervalMs || 500,
+    channel: !!channel,
   }, [offscreen]);
   sendViewport();
 

@@ -4,7 +4,8 @@
 // state, config, per-frame and stats notices. Protocol: pdum.rfb 0.3 (see protocol.js).
 //
 // Main -> worker messages:
-//   {type:"init", canvas, url, token, imageOnly, statsIntervalMs}   (canvas transferred)
+//   {type:"init", canvas, url, token, imageOnly, statsIntervalMs, channel}   (canvas transferred)
+//   {type:"channel", kind:"open"|"message"|"close", attempt, data?, code?, reason?}
 //   {type:"viewport", width, height, pwidth, pheight, ratio}
 //   {type:"event", event}            pdum event object, already in frame pixels
 //   {type:"visibility", hidden}
@@ -17,6 +18,7 @@
 //   {type:"stats", stats}    every statsIntervalMs and on server `stats`
 //   {type:"error", message}
 //   {type:"pixels", id, width, height, data}
+//   {type:"channel_open"|"channel_send"|"channel_close", attempt, text?}   (options.channel)
 
 import { unpack, CAP_JPEG, CAP_PNG, CAP_H264, PROBE_CODEC, CLOSE_CODES } from "./protocol.js";
 
@@ -101,6 +103,9 @@ self.onmessage = (ev) => {
     case "simulate_stall":
       stallSimulated = true;
       break;
+    case "channel":
+      if (ws instanceof ChannelSocket) ws.deliver(m);
+      break;
     case "read_pixels":
       readPixels(m);
       break;
@@ -140,12 +145,47 @@ async function probe() {
   return caps;
 }
 
+// A WebSocket look-alike whose bytes travel through the main thread's `options.channel`
+// (framecast.js), e.g. a Jupyter comm. Only what open() below uses: readyState, send, close
+// and the four handlers.
+let channelAttempts = 0;
+class ChannelSocket {
+  constructor() {
+    this.attempt = ++channelAttempts;
+    this.readyState = 0;
+    this.binaryType = "arraybuffer";
+    this.onopen = this.onmessage = this.onclose = null;
+    post({ type: "channel_open", attempt: this.attempt });
+  }
+  deliver(m) {
+    if (m.attempt !== this.attempt || this.readyState === 3) return;
+    if (m.kind === "open" && this.readyState === 0) {
+      this.readyState = 1;
+      this.onopen?.();
+    } else if (m.kind === "message" && this.readyState === 1) {
+      this.onmessage?.({ data: m.data });
+    } else if (m.kind === "close") {
+      this.readyState = 3;
+      this.onclose?.({ code: m.code || 1006, reason: m.reason || "" });
+    }
+  }
+  send(text) {
+    if (this.readyState === 1) post({ type: "channel_send", attempt: this.attempt, text });
+  }
+  close(code = 1000, reason = "") {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    post({ type: "channel_close", attempt: this.attempt });
+    this.onclose?.({ code, reason });
+  }
+}
+
 function open() {
   if (closing) return;
   post({ type: "state", state: attempt === 0 ? "connecting" : "reconnecting" });
   let sock;
   try {
-    sock = new WebSocket(opts.url);
+    sock = opts.channel ? new ChannelSocket() : new WebSocket(opts.url);
   } catch (e) {
     post({ type: "state", state: "closed", message: `bad URL ${opts.url}: ${e.message}` });
     return;
