@@ -14,7 +14,30 @@ from . import _native
 __all__ = ["Display", "Server", "serve", "serve_server"]
 
 
-class Display:
+class _Closable:
+    """``aclose()`` and the sync and async context managers, from ``close()``."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """:meth:`close` without blocking the event loop."""
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class Display(_Closable):
     """One stream's publishing end: publish frames, read viewer input.
 
     Made by :func:`serve` (which also owns the server) or :meth:`Server.add_stream`. Every
@@ -144,28 +167,12 @@ class Display:
         else:
             self._native.close()
 
-    async def aclose(self) -> None:
-        """:meth:`close` without blocking the event loop."""
-        await asyncio.get_running_loop().run_in_executor(None, self.close)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{self.client_count} viewer(s)"
         return f"<framecast.Display {self.name!r} at {self.url} ({state})>"
 
 
-class Server:
+class Server(_Closable):
     """A server with several named streams on one port (``ws://host:port/<name>``).
 
     Made by :func:`serve_server`; add streams with :meth:`add_stream`.
@@ -209,22 +216,6 @@ class Server:
     def close(self) -> None:
         """Close every stream and stop listening."""
         self._native.close()
-
-    async def aclose(self) -> None:
-        """:meth:`close` without blocking the event loop."""
-        await asyncio.get_running_loop().run_in_executor(None, self.close)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
 
 def serve_server(

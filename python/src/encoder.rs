@@ -4,10 +4,10 @@
 use crate::errors::{encode_error, value_error, ClosedError};
 use crate::frames::host_frame;
 use crate::remote::{RemoteEncoder, RemoteSettings};
-use framecast_core::{ColorSpace, Matrix, Range};
+use crate::settings::EncoderKeywords;
 use framecast_encode::{
-    BackpressurePolicy, DropReason, EncodeMode, Encoder, EncoderConfig, EncoderEvent, FrameMeta,
-    OutputFormat, PacketTimings, SendOutcome,
+    BackpressurePolicy, DropReason, EncodeMode, Encoder, EncoderEvent, FrameMeta, OutputFormat,
+    PacketTimings, SendOutcome,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -120,28 +120,6 @@ struct State {
     /// Packets that came out during a call that then raised (a full fail_fast encoder):
     /// handed out by the next call, never lost.
     pending: Vec<Produced>,
-}
-
-fn color_space(color: &str, range: &str) -> PyResult<ColorSpace> {
-    let matrix = match color.to_ascii_lowercase().as_str() {
-        "bt709" | "709" => Matrix::Bt709,
-        "bt601" | "601" => Matrix::Bt601,
-        other => {
-            return Err(value_error(format!(
-                "color {other:?}: use \"bt709\" or \"bt601\""
-            )))
-        }
-    };
-    let range = match range.to_ascii_lowercase().as_str() {
-        "limited" | "tv" => Range::Limited,
-        "full" | "pc" => Range::Full,
-        other => {
-            return Err(value_error(format!(
-                "range {other:?}: use \"limited\" or \"full\""
-            )))
-        }
-    };
-    Ok(ColorSpace::new(matrix, range))
 }
 
 impl State {
@@ -277,12 +255,15 @@ impl NativeEncoder {
         compression: &str,
         timeout: f64,
     ) -> PyResult<Self> {
-        let mut config = EncoderConfig::new(width, height);
-        config.fps = fps;
-        config.bitrate =
-            bitrate.unwrap_or_else(|| framecast_encode::default_bitrate(width, height, fps));
-        config.keyframe_interval = gop.unwrap_or_else(|| (fps.round().max(1.0) as u32) * 2);
-        config.color = color_space(color, range)?;
+        let mut config = EncoderKeywords {
+            fps,
+            bitrate,
+            gop,
+            backend,
+            color,
+            range,
+        }
+        .config(width, height)?;
         let (output, format_name) = match packet_format {
             "annexb" => (OutputFormat::AnnexB, "annexb"),
             "avcc" => (OutputFormat::Avcc, "avcc"),
@@ -313,12 +294,6 @@ impl NativeEncoder {
         };
         let engine = match remote {
             None => {
-                if backend != "auto" {
-                    config.backend = framecast_encode::registry::find(backend)
-                        .map_err(encode_error)?
-                        .name
-                        .to_owned();
-                }
                 let enc = py.detach(|| Encoder::new(config)).map_err(encode_error)?;
                 Engine::Local(Box::new(enc))
             }

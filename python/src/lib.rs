@@ -14,6 +14,7 @@ mod errors;
 mod frames;
 mod remote;
 mod runtime;
+mod settings;
 mod values;
 mod writer;
 

@@ -3,9 +3,9 @@
 
 use crate::errors::{encode_error, value_error, ClosedError, EncoderError};
 use crate::frames::host_frame;
-use framecast_core::{ColorSpace, Matrix, Range};
+use crate::settings::EncoderKeywords;
 use framecast_encode::file::{Container, PacketWriter};
-use framecast_encode::{Encoder, EncoderConfig, EncoderEvent, FrameMeta};
+use framecast_encode::{Encoder, EncoderEvent, FrameMeta};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::path::PathBuf;
@@ -66,29 +66,16 @@ impl NativeWriter {
         pixel_format: Option<String>,
     ) -> PyResult<Self> {
         let container = Container::from_path(&path).map_err(write_error)?;
-        let mut config = EncoderConfig::new(width, height);
-        config.fps = fps;
-        config.bitrate =
-            bitrate.unwrap_or_else(|| framecast_encode::default_bitrate(width, height, fps));
-        config.keyframe_interval = gop.unwrap_or_else(|| (fps.round().max(1.0) as u32) * 2);
-        config.output = container.packet_format();
-        let matrix = match color {
-            "bt709" => Matrix::Bt709,
-            "bt601" => Matrix::Bt601,
-            other => return Err(value_error(format!("color {other:?}: use bt709 or bt601"))),
-        };
-        let range = match range {
-            "limited" => Range::Limited,
-            "full" => Range::Full,
-            other => return Err(value_error(format!("range {other:?}: use limited or full"))),
-        };
-        config.color = ColorSpace::new(matrix, range);
-        if backend != "auto" {
-            config.backend = framecast_encode::registry::find(backend)
-                .map_err(encode_error)?
-                .name
-                .to_owned();
+        let mut config = EncoderKeywords {
+            fps,
+            bitrate,
+            gop,
+            backend,
+            color,
+            range,
         }
+        .config(width, height)?;
+        config.output = container.packet_format();
         let color = config.color;
         let encoder = Encoder::new(config).map_err(encode_error)?;
         let file =

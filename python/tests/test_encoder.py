@@ -235,3 +235,73 @@ def test_bad_input_is_a_clear_exception():
     enc.close()
     with pytest.raises(framecast.ClosedError):
         enc.encode(make_card())
+
+
+def test_buffer_protocol_objects_encode_like_arrays():
+    card = make_card()
+    enc = framecast.Encoder(W, H, bitrate=2_000_000)
+    packets = enc.encode(memoryview(card)) + enc.flush()
+    (got,) = decode_h264(annexb(packets))
+    assert_blocks(got)
+    assert psnr(got, card) >= 38
+
+
+class _CudaArray:
+    """Looks like a CuPy / Numba device array."""
+
+    @property
+    def __cuda_array_interface__(self):
+        return {"shape": (H, W, 4), "typestr": "|u1", "data": (0, False), "version": 3}
+
+
+class _DlpackOnGpu:
+    """Looks like a torch / JAX tensor on a CUDA device (DLPack device type 2)."""
+
+    def __dlpack_device__(self):
+        return (2, 0)
+
+
+@pytest.mark.parametrize("frame", [_CudaArray(), _DlpackOnGpu()], ids=["cuda-array", "dlpack"])
+def test_device_arrays_are_refused_with_the_host_memory_fix(frame):
+    enc = framecast.Encoder(W, H)
+    with pytest.raises(TypeError, match=r"host memory.*cupy\.asnumpy"):
+        enc.encode(frame)
+    assert enc.encode(make_card())[0].is_keyframe, "the encoder is still usable"
+
+
+def random_frames(n: int):
+    """Random shapes, dtypes, strides, byte orders and pixel formats."""
+    rng = np.random.default_rng(7)
+    dtypes = [np.uint8, np.int8, np.uint16, np.float16, np.float32, np.float64, ">f4", bool]
+    formats = [None, "rgb", "rgba", "bgra", "nv12", "yuv"]
+    for _ in range(n):
+        ndim = int(rng.integers(0, 5))
+        shape = tuple(int(x) for x in rng.integers(0, 6, ndim)) if ndim else ()
+        if rng.random() < 0.3:
+            shape = (H, W, int(rng.integers(1, 6)))[: max(ndim, 1)]
+        a = np.zeros(shape, dtype=dtypes[int(rng.integers(0, len(dtypes)))])
+        if a.ndim >= 2 and rng.random() < 0.3:
+            a = a[::2] if rng.random() < 0.5 else a[:, ::-1]
+        yield a, formats[int(rng.integers(0, len(formats)))]
+
+
+@pytest.mark.parametrize("target", ["Encoder.encode", "Display.publish"])
+def test_random_input_raises_python_errors_and_never_crashes(target):
+    """Each call is a Python exception naming the problem, or a frame; then all still works."""
+    if target == "Encoder.encode":
+        obj = framecast.Encoder(W, H)
+        call = obj.encode
+    else:
+        obj = framecast.serve(W, H, port=0)
+        call = obj.publish
+    outcomes = set()
+    for a, fmt in random_frames(300):
+        try:
+            call(a, pixel_format=fmt)
+            outcomes.add("accepted")
+        except (ValueError, TypeError) as e:
+            assert str(e), "errors say what is wrong"
+            outcomes.add(type(e).__name__)
+    assert {"ValueError", "TypeError"} <= outcomes
+    call(make_card())  # still works
+    obj.close()
