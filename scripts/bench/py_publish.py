@@ -38,10 +38,10 @@ class Loop:
         self.stop = False
         self.i = 0
 
-    def publish(self, display) -> None:
+    def publish(self, display, prepare=None) -> None:
         frame = self.frames[self.i % len(self.frames)]
         t0 = time.perf_counter()
-        display.publish(frame)
+        display.publish(prepare(frame) if prepare else frame)
         dt = (time.perf_counter() - t0) * 1e6
         if self.i >= 30:
             self.publish_us.append(dt)
@@ -80,9 +80,15 @@ def run_pdum(a, frames, w, h, loop: Loop) -> None:
         if a.offset_file:
             offset = time.time() * 1e6 - (time.monotonic() - display._start) * 1e6
             Path(a.offset_file).write_text(str(int(offset)))
+        # pdum.rfb 0.3's H.264 encoder takes rgb24 only (RGBA frames end each connection
+        # with 1011 "H264CpuEncoder expects CPU rgb24 frames"): drop the alpha first, as an
+        # application would; the copy counts in publish()'s time and the CPU.
+        prepare = (
+            (lambda f: np.ascontiguousarray(f[..., :3])) if a.format == "rgba" else None
+        )
         due = time.monotonic()
         while not loop.stop:
-            loop.publish(display)
+            loop.publish(display, prepare)
             if loop.max_rate:
                 await asyncio.sleep(0)  # let its server tasks run
             else:

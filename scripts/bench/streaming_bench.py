@@ -147,7 +147,14 @@ def main() -> None:
         "--max-fps", action="store_true", help="also: highest fps with 1 viewer"
     )
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--table-from", help="print the table of JSON rows saved from stderr"
+    )
     a = ap.parse_args()
+    if a.table_from:
+        lines = Path(a.table_from).read_text().splitlines()
+        print_table([json.loads(x) for x in lines if x.startswith("{")])
+        return
     rows = []
     plan = [
         (impl, size, fmt, int(v), False)
@@ -169,15 +176,23 @@ def main() -> None:
     if a.json:
         print(json.dumps(rows, indent=1))
         return
+    print_table(rows)
+
+
+def fmt_pair(a: float | None, b: float | None, digits: int) -> str:
+    return "–" if a is None or b is None else f"{a:.{digits}f} / {b:.{digits}f}"
+
+
+def print_table(rows: list[dict]) -> None:
     print("| size | frames | viewers | mode | publisher | fps/viewer | CPU % | CPU ms/frame | "
           "publish→receive p50 / p95 ms | publish() µs p50 / p95 |")  # fmt: skip
     print("|---|---|--:|---|---|--:|--:|--:|--:|--:|")
     for r in rows:
-        pub = (f"{r['publish_us_p50']:.0f} / {r['publish_us_p95']:.0f}"
-               if r["publish_us_p50"] is not None else "–")  # fmt: skip
-        print(f"| {r['size']} | {r['format']} | {r['viewers']} | {'max' if r['max_fps'] else '30 fps'} "
-              f"| {r['impl']} | {r['fps']:.1f} | {r['cpu_pct']:.0f} | {r['cpu_ms_per_frame']:.2f} "
-              f"| {r['lat_p50']:.1f} / {r['lat_p95']:.1f} | {pub} |")  # fmt: skip
+        mode = "max" if r["max_fps"] else "30 fps"
+        print(f"| {r['size']} | {r['format']} | {r['viewers']} | {mode} | {r['impl']} "
+              f"| {r['fps']:.1f} | {r['cpu_pct']:.0f} | {r['cpu_ms_per_frame']:.2f} "
+              f"| {fmt_pair(r['lat_p50'], r['lat_p95'], 1)} "
+              f"| {fmt_pair(r['publish_us_p50'], r['publish_us_p95'], 0)} |")  # fmt: skip
 
 
 if __name__ == "__main__":
