@@ -57,6 +57,23 @@ def yuv420_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.clip(np.stack([r, g, b], -1).round(), 0, 255).astype(np.uint8)
 
 
+def rgb_to_nv12(rgb: np.ndarray) -> np.ndarray:
+    """RGB uint8 to NV12 ``(H*3//2, W)``, BT.709 limited range, chroma averaged over 2x2 (the
+    inverse of :func:`yuv420_to_rgb`; independent of any library's defaults)."""
+    f = rgb.astype(np.float64)
+    r, g, b = f[..., 0], f[..., 1], f[..., 2]
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    cb = (b - y) / 1.8556
+    cr = (r - y) / 1.5748
+    h, w = y.shape
+    half = lambda p: p.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+    uv = np.empty((h // 2, w), np.float64)
+    uv[:, 0::2] = 128 + half(cb) * 224 / 255
+    uv[:, 1::2] = 128 + half(cr) * 224 / 255
+    luma = 16 + y * 219 / 255
+    return np.clip(np.vstack([luma, uv]).round(), 0, 255).astype(np.uint8)
+
+
 def decode_h264(data: bytes) -> list[np.ndarray]:
     """Every picture of an Annex B stream, as RGB (via PyAV's YUV planes, converted here)."""
     import av

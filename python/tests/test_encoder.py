@@ -17,6 +17,7 @@ from conftest import (
     nal_types,
     picture_rgb,
     psnr,
+    rgb_to_nv12,
     sps_of,
 )
 
@@ -68,11 +69,8 @@ def test_every_input_format_decodes_to_the_same_picture(fmt):
         dtype = np.float16 if fmt == "f16" else np.float32
         frame, kw = (np.dstack([rgb, np.full((H, W), 255, np.uint8)]) / 255).astype(dtype), {}
     elif fmt == "nv12":
-        # NV12 made by swscale (BT.709 limited, as framecast signals).
-        yuv = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
-            format="nv12", src_colorspace="itu709", dst_colorspace="itu709"
-        )
-        frame, kw = yuv.to_ndarray(), {"pixel_format": "nv12"}
+        # NV12 made here (BT.709 limited, as framecast signals).
+        frame, kw = rgb_to_nv12(rgb), {"pixel_format": "nv12"}
     else:  # a cropped view with padded rows
         big = np.zeros((H + 20, W + 64, 3), np.uint8)
         big[10 : 10 + H, 32 : 32 + W] = rgb
@@ -202,9 +200,7 @@ def test_writer_refuses_unknown_extensions_and_empty_files(tmp_path):
 
 def test_vtenc_api_runs_unchanged():
     enc = VtEncoder(W, H, fps=30, bitrate=2_000_000)
-    yuv = (
-        av.VideoFrame.from_ndarray(make_card(), format="rgb24").reformat(format="nv12").to_ndarray()
-    )
+    yuv = rgb_to_nv12(make_card())
     first = enc.encode(yuv, force_idr=True)
     assert isinstance(first, bytes) and nal_types(first)[:3] == [7, 8, 5]
     assert enc.codec_string.startswith("avc1.")
