@@ -66,7 +66,10 @@ def rgb_to_nv12(rgb: np.ndarray) -> np.ndarray:
     cb = (b - y) / 1.8556
     cr = (r - y) / 1.5748
     h, w = y.shape
-    half = lambda p: p.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+
+    def half(p: np.ndarray) -> np.ndarray:
+        return p.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+
     uv = np.empty((h // 2, w), np.float64)
     uv[:, 0::2] = 128 + half(cb) * 224 / 255
     uv[:, 1::2] = 128 + half(cr) * 224 / 255
