@@ -29,7 +29,10 @@ pub(crate) fn doctor(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     }
     d.set_item("backends", backends)?;
     #[cfg(feature = "openh264")]
-    d.set_item("openh264_assembly", framecast_encode::openh264_assembly())?;
+    d.set_item(
+        "openh264_assembly",
+        framecast_encode::openh264_assembly().to_string(),
+    )?;
     let paths = PyDict::new(py);
     paths.set_item(
         "numpy / buffer-protocol (host memory)",

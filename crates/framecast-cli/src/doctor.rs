@@ -16,7 +16,19 @@ fn tool_version(cmd: &str, arg: &str) -> Option<String> {
     text.lines().next().map(|l| l.trim().to_string())
 }
 
-pub fn run() -> Result<(), Failure> {
+#[derive(clap::Args)]
+pub struct DoctorArgs {
+    /// Only check that the linked OpenH264 has its assembly (the fast build): print one line,
+    /// exit 0 when it has, 5 when it has not. `./scripts/demo.sh` uses it to catch a build made
+    /// before nasm was installed.
+    #[arg(long)]
+    pub require_assembly: bool,
+}
+
+pub fn run(args: DoctorArgs) -> Result<(), Failure> {
+    if args.require_assembly {
+        return require_assembly();
+    }
     let mut rows: Vec<(String, bool, String)> = Vec::new();
     rows.push((
         "platform".into(),
@@ -42,11 +54,7 @@ pub fn run() -> Result<(), Failure> {
     #[cfg(feature = "openh264")]
     {
         let asm = framecast_encode::openh264_assembly();
-        rows.push((
-            "openh264 assembly".into(),
-            asm.starts_with("yes"),
-            asm.to_string(),
-        ));
+        rows.push(("openh264 assembly".into(), asm.linked(), asm.to_string()));
     }
     #[cfg(feature = "gpu")]
     match framecast_gpu::probe() {
@@ -102,11 +110,32 @@ pub fn run() -> Result<(), Failure> {
         ),
     }
     #[cfg(feature = "openh264")]
-    if !framecast_encode::openh264_assembly().starts_with("yes") {
+    if !framecast_encode::openh264_assembly().linked() {
         println!(
-            "Warning: OpenH264 was built without its assembly and encodes ~3x slower. Install nasm, then \
-             `cargo clean -p openh264-sys2` and rebuild."
+            "Warning: OpenH264 was built without its assembly and encodes ~2-3x slower. Install nasm, \
+             then `cargo clean --release -p openh264-sys2` and rebuild (./scripts/demo.sh does both)."
         );
     }
     Ok(())
+}
+
+#[cfg(feature = "openh264")]
+fn require_assembly() -> Result<(), Failure> {
+    use crate::WithCode;
+    let asm = framecast_encode::openh264_assembly();
+    if asm.linked() {
+        println!("openh264 assembly: {asm}");
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("openh264 assembly: {asm}")).code(crate::exit::ENCODER)
+    }
+}
+
+#[cfg(not(feature = "openh264"))]
+fn require_assembly() -> Result<(), Failure> {
+    use crate::WithCode;
+    Err(anyhow::anyhow!(
+        "this build has no OpenH264 (rebuild with --features openh264)"
+    ))
+    .code(crate::exit::ENCODER)
 }

@@ -51,7 +51,7 @@ enum Command {
     /// The VTR1 remote-encode service and its client (byte-compatible with VideoToolbox Remote).
     Remote(remote::RemoteArgs),
     /// Report which encoder backends and accelerations work on this machine.
-    Doctor,
+    Doctor(doctor::DoctorArgs),
     /// Measure encode time per frame against ffmpeg's libx264 on the same frames.
     Bench(bench::BenchArgs),
 }
@@ -69,7 +69,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => serve::demo(a),
         Command::Serve(a) => serve::serve(a),
         Command::Remote(a) => remote::run(a),
-        Command::Doctor => doctor::run(),
+        Command::Doctor(a) => doctor::run(a),
         Command::Bench(a) => bench::run(a),
     };
     match result {

@@ -1333,6 +1333,60 @@ fn doctor_lists_openh264_and_its_assembly() {
     );
 }
 
+/// Symbols that only OpenH264's x86 assembly defines (`codec/common/x86/cpuid.asm`); a plain-C
+/// build has none of them.
+#[cfg(target_arch = "x86_64")]
+const ASM_ONLY_SYMBOLS: &[&str] = &["WelsCPUId", "WelsCPUSupportAVX", "WelsCPUDetectAVX512"];
+
+/// `doctor` must report what the binary really links, not what some build script saw: read the
+/// binary's own symbol table and compare. When the test script installed nasm before building
+/// (FRAMECAST_REQUIRE_ASM=1), the fast build is also required.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn doctor_reports_the_assembly_the_binary_really_links() {
+    use object::{Object, ObjectSymbol};
+    let exe = std::fs::read(env!("CARGO_BIN_EXE_framecast")).expect("read the framecast binary");
+    let file = object::File::parse(&*exe).expect("parse the framecast binary");
+    let found: Vec<String> = file
+        .symbols()
+        .filter(|s| s.is_definition())
+        .filter_map(|s| s.name().ok().map(|n| n.trim_start_matches('_').to_string()))
+        .filter(|n| ASM_ONLY_SYMBOLS.contains(&n.as_str()))
+        .collect();
+    assert!(
+        file.symbols().count() > 1000,
+        "the binary has no symbol table to check against (stripped?)"
+    );
+    let has_asm = !found.is_empty();
+
+    let dir = tempdir();
+    let report = run_in(dir.path(), &["doctor"]).ok();
+    let row = report
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("openh264 assembly"))
+        .unwrap_or_else(|| panic!("no `openh264 assembly` row:\n{}", report.stdout))
+        .to_string();
+    let check = run_in(dir.path(), &["doctor", "--require-assembly"]);
+    if has_asm {
+        assert!(row.contains("yes") && row.contains("SSE2"), "{row}");
+        assert!(check.ok().stdout.contains("yes"));
+    } else {
+        assert!(
+            row.contains("NO"),
+            "no assembly symbols in the binary, yet: {row}"
+        );
+        check.fails_with(5, &["without its assembly", "nasm"]);
+    }
+    if std::env::var_os("FRAMECAST_REQUIRE_ASM").is_some() {
+        assert!(
+            has_asm,
+            "FRAMECAST_REQUIRE_ASM is set but the binary was built without OpenH264's assembly \
+             (symbols {ASM_ONLY_SYMBOLS:?} missing): run `cargo clean -p openh264-sys2` with nasm installed"
+        );
+    }
+}
+
 #[test]
 fn help_for_every_command() {
     let dir = tempdir();

@@ -26,7 +26,6 @@ pub mod backend;
 mod backends;
 mod config;
 pub mod conformance;
-#[cfg(feature = "openh264")]
 pub mod decode;
 mod driver;
 mod encoder;
@@ -50,8 +49,12 @@ pub use packet::{
     DropReason, DroppedFrame, EncodedPacket, EncoderEvent, PacketTimings, SendOutcome,
 };
 
-/// Whether OpenH264 was built with its assembly (`"yes (...)"`), or why not.
+/// Whether the linked OpenH264 has its assembly, asked of the library at run time.
 #[cfg(feature = "openh264")]
-pub fn openh264_assembly() -> &'static str {
-    backends::openh264::ASSEMBLY
+pub use backends::openh264_asm::Assembly as OpenH264Assembly;
+
+/// Whether the linked OpenH264 has its assembly (see [`OpenH264Assembly`]).
+#[cfg(feature = "openh264")]
+pub fn openh264_assembly() -> OpenH264Assembly {
+    OpenH264Assembly::probe()
 }

@@ -2,6 +2,8 @@
 
 #[cfg(feature = "openh264")]
 pub mod openh264;
+#[cfg(feature = "openh264")]
+pub mod openh264_asm;
 /// Apple VideoToolbox: the macOS shim.
 #[cfg(all(feature = "videotoolbox", target_os = "macos"))]
 pub mod videotoolbox;

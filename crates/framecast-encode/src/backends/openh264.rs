@@ -16,9 +16,6 @@ use std::collections::VecDeque;
 
 const NAME: &str = "openh264";
 
-/// Whether the OpenH264 build has its x86 assembly, as found by build.rs.
-pub const ASSEMBLY: &str = env!("FRAMECAST_OPENH264_ASM");
-
 /// The registry entry.
 pub const DESCRIPTOR: BackendDescriptor = BackendDescriptor {
     name: NAME,
@@ -31,7 +28,11 @@ pub const DESCRIPTOR: BackendDescriptor = BackendDescriptor {
 fn probe() -> Availability {
     match OhEncoder::with_api_config(OpenH264API::from_source(), OhConfig::new()) {
         Ok(_) => Availability::Available {
-            detail: format!("OpenH264 {}; assembly: {ASSEMBLY}", openh264_version()),
+            detail: format!(
+                "OpenH264 {}; assembly: {}",
+                openh264_version(),
+                super::openh264_asm::Assembly::probe()
+            ),
         },
         Err(e) => Availability::Unavailable {
             reason: format!("OpenH264 failed to initialise: {e}"),
