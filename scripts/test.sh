@@ -28,6 +28,11 @@ command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 # python3 venv: the pdum.rfb 0.3 peer server, ruff, and the Python package's tests.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+# libavcodec/libavformat headers, pkg-config and libclang (bindgen): the `libav` feature, whose
+# libavcodec decoder the remote service uses for Main/High profile streams with B-frames.
+pkg-config --exists libavcodec libavformat libavutil 2>/dev/null || need+=(libavcodec-dev libavformat-dev libavutil-dev)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
 # iproute2 (ip, tc): the two-namespace network of the slow-link test.
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v tc >/dev/null 2>&1 || need+=(iproute2)
@@ -87,7 +92,8 @@ step "cargo clippy (all targets, all features, -D warnings)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 step "cargo test (workspace, all features)"
-cargo test --workspace --all-features --locked
+# nasm was installed above, so the build must have OpenH264's assembly (a test checks the binary).
+FRAMECAST_REQUIRE_ASM=1 cargo test --workspace --all-features --locked
 
 # The Python tests (remote encoding) and the browser tests drive the framecast binary built
 # here (same features as the tests above, so no rebuild).

@@ -14,7 +14,7 @@ use framecast_remote::client::{run_stream, Client, ClientOptions, Credit, RunErr
 use framecast_remote::compress::decompress_plane;
 use framecast_remote::planes::FramePlanes;
 use framecast_remote::server::{Server, ServerConfig, ServerError};
-use framecast_remote::wire::{pix_fmt, Configure, FrameMsg, Message, PacketMsg};
+use framecast_remote::wire::{pix_fmt, Configure, FrameMsg, Message, PacketMsg, FLAG_KEYFRAME};
 use framecast_remote::{Compression, RemoteError};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -464,11 +464,15 @@ fn packets_channel(aus: Vec<Vec<u8>>, window: usize) -> mpsc::Receiver<Message> 
     let (tx, rx) = mpsc::channel(window.max(1));
     tokio::spawn(async move {
         for (i, au) in aus.into_iter().enumerate() {
+            // Key flag on IDR access units, as FFmpeg's client sets it (AV_PKT_FLAG_KEY).
+            let idr = framecast_h264::nal::annexb_nals(&au).any(|nal| {
+                framecast_h264::nal::nal_type(nal) == Some(framecast_h264::nal::NalType::IdrSlice)
+            });
             let m = Message::Packet(PacketMsg {
                 pts: i as i64,
                 dts: i as i64,
                 duration: 1,
-                flags: 0,
+                flags: if idr { FLAG_KEYFRAME } else { 0 },
                 data: Bytes::from(au),
                 side_data: vec![],
             });

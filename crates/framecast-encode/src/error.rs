@@ -36,6 +36,14 @@ pub enum EncodeError {
         /// What the library said.
         message: String,
     },
+    /// A decoder reported an error.
+    #[error("{decoder} decoder failed: {message}")]
+    Decoder {
+        /// Decoder name (`openh264`, `libavcodec`).
+        decoder: &'static str,
+        /// What the library said.
+        message: String,
+    },
     /// The backend produced output that breaks the encoder contract (a bug in the backend).
     #[error("{backend} broke the encoder contract: {message}")]
     Contract {

@@ -260,9 +260,12 @@ impl Vtr1ClientSession {
             }
             (_, Message::Pong | Message::Unknown { .. }) => Ok(()),
             (Phase::Hello, Message::HelloAck(ack)) => {
-                let server = format!("{} {}", ack.server_name, ack.server_version)
-                    .trim()
-                    .to_string();
+                // A mock server may send empty names: never print "server  refused".
+                let named = format!("{} {}", ack.server_name, ack.server_version);
+                let server = match named.trim() {
+                    "" => "(unnamed)".to_string(),
+                    n => n.to_string(),
+                };
                 match ack.status {
                     status::OK => {}
                     status::BUSY => {

@@ -22,27 +22,7 @@ use framecast_encode::{
 use framecast_h264::avcc::AvcDecoderConfig;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-#[cfg(feature = "openh264")]
-use framecast_encode::decode::H264Decoder;
-
-/// Stand-in when the build has no decoder: decode and transcode modes fail at CONFIGURE.
-#[cfg(not(feature = "openh264"))]
-struct H264Decoder;
-
-#[cfg(not(feature = "openh264"))]
-impl H264Decoder {
-    fn new() -> Result<Self, framecast_encode::EncodeError> {
-        Err(framecast_encode::EncodeError::InvalidConfig(
-            "this build has no H.264 decoder (rebuild with feature openh264)".into(),
-        ))
-    }
-    fn decode(&mut self, _: &[u8]) -> Result<Option<Yuv420Image>, framecast_encode::EncodeError> {
-        Ok(None)
-    }
-    fn flush(&mut self) -> Result<Vec<Yuv420Image>, framecast_encode::EncodeError> {
-        Ok(Vec::new())
-    }
-}
+use framecast_encode::decode::{Picture, VideoDecoder};
 
 /// Server timestamp rules (the reference's `TimestampTracker`): a frame whose PTS duplicates a
 /// recent one is dropped; output DTS is kept ≤ PTS and made strictly increasing.
@@ -285,11 +265,13 @@ type Decoded = (Yuv420Image, i64, u32, i64, Vec<SideData>);
 
 /// The decoder half shared by decode and transcode.
 struct DecodeHalf {
-    decoder: H264Decoder,
+    decoder: Box<dyn VideoDecoder>,
     /// Length size when the extradata was avcC and packets may be length-prefixed.
     avcc_length: Option<u8>,
-    /// PTS of packets fed but not yet output; a picture takes the smallest (display order).
+    /// Flags, duration and side data of packets fed but not yet output, by PTS.
     pending: BTreeMap<i64, (u32, i64, Vec<SideData>)>,
+    /// Pictures held to restore presentation order (`decode_reorder_depth`).
+    reorder: ReorderWindow,
     frame_duration: i64,
     last_pts: Option<i64>,
 }
@@ -298,9 +280,37 @@ fn is_annexb(d: &[u8]) -> bool {
     d.starts_with(&[0, 0, 1]) || d.starts_with(&[0, 0, 0, 1])
 }
 
+/// Holds up to `depth` decoded pictures and releases the earliest PTS first (vtremoted's
+/// `DecodeReorderBuffer`): a safety net for pictures a decoder emits out of order, e.g. while
+/// libavcodec is still learning a stream's reorder depth from a stream whose SPS does not say.
+struct ReorderWindow {
+    depth: usize,
+    held: BTreeMap<(i64, u64), Decoded>,
+    seq: u64,
+}
+
+impl ReorderWindow {
+    fn push(&mut self, d: Decoded, out: &mut Vec<Decoded>) {
+        self.seq += 1;
+        self.held.insert((d.1, self.seq), d);
+        while self.held.len() > self.depth {
+            out.extend(self.held.pop_first().map(|(_, d)| d));
+        }
+    }
+
+    fn drain(&mut self, out: &mut Vec<Decoded>) {
+        out.extend(std::mem::take(&mut self.held).into_values());
+    }
+}
+
 impl DecodeHalf {
-    fn new(extradata: &[u8], frame_duration: i64) -> Result<Self, ConfigureError> {
-        let mut decoder = H264Decoder::new().map_err(|e| ConfigureError::Codec(e.to_string()))?;
+    fn new(
+        extradata: &[u8],
+        frame_duration: i64,
+        reorder_depth: usize,
+    ) -> Result<Self, ConfigureError> {
+        let mut decoder =
+            framecast_encode::decode::best().map_err(|e| ConfigureError::Codec(e.to_string()))?;
         let mut avcc_length = None;
         if !extradata.is_empty() {
             let annexb = if is_annexb(extradata) {
@@ -313,19 +323,25 @@ impl DecodeHalf {
                 rec.parameter_sets_annexb()
             };
             decoder
-                .decode(&annexb)
+                .send(&annexb, None)
                 .map_err(|e| ConfigureError::Extradata(format!("rejected by the decoder: {e}")))?;
         }
         Ok(DecodeHalf {
             decoder,
             avcc_length,
             pending: BTreeMap::new(),
+            reorder: ReorderWindow {
+                depth: reorder_depth,
+                held: BTreeMap::new(),
+                seq: 0,
+            },
             frame_duration,
             last_pts: None,
         })
     }
 
-    /// Feed one packet; returns decoded pictures with (pts, flags, duration, side data).
+    /// Feed one packet; returns decoded pictures with (pts, flags, duration, side data), in
+    /// presentation order.
     fn feed(&mut self, p: PacketMsg) -> Result<Vec<Decoded>, SessionFailure> {
         let data: std::borrow::Cow<'_, [u8]> = match self.avcc_length {
             Some(n) if !is_annexb(&p.data) => framecast_h264::nal::avcc_to_annexb(&p.data, n)
@@ -350,24 +366,58 @@ impl DecodeHalf {
         self.pending
             .entry(pts)
             .or_insert((p.flags & FLAG_KEYFRAME, duration, p.side_data));
-        let mut out = Vec::new();
-        if let Some(img) = self
+        let pictures = self
             .decoder
-            .decode(&data)
-            .map_err(|e| SessionFailure::Decode(e.to_string()))?
-        {
-            out.push(self.stamp(img));
-        }
-        Ok(out)
+            .send(&data, Some(pts))
+            .map_err(|e| self.decode_failure(e))?;
+        Ok(self.order(pictures, false))
     }
 
-    fn stamp(&mut self, img: Yuv420Image) -> Decoded {
-        match self.pending.pop_first() {
-            Some((pts, (flags, dur, sd))) => (img, pts, flags, dur, sd),
+    fn decode_failure(&self, e: framecast_encode::EncodeError) -> SessionFailure {
+        if self.decoder.reorders() {
+            SessionFailure::Decode(e.to_string())
+        } else {
+            SessionFailure::Decode(format!(
+                "{e} (this server's decoder, {}, handles streams without B-frames; a server \
+                 built with --features libav decodes Main/High profile with B-frames)",
+                self.decoder.name()
+            ))
+        }
+    }
+
+    /// Stamp pictures with their packet's PTS, flags and side data, and pass them through the
+    /// reorder window (`flush`: release everything).
+    fn order(&mut self, pictures: Vec<Picture>, flush: bool) -> Vec<Decoded> {
+        let mut out = Vec::new();
+        for pic in pictures {
+            let stamped = self.stamp(pic);
+            self.reorder.push(stamped, &mut out);
+        }
+        if flush {
+            self.reorder.drain(&mut out);
+        }
+        out
+    }
+
+    fn stamp(&mut self, pic: Picture) -> Decoded {
+        let entry = match pic.pts {
+            // A decoder that carries timestamps: this picture's own packet. Packets before it
+            // in presentation order that never produced a picture will not now.
+            Some(pts) => {
+                let found = self.pending.remove(&pts);
+                self.pending = self.pending.split_off(&pts);
+                found.map(|e| (pts, e))
+            }
+            // In decode order without B-frames, the earliest pending PTS is this picture's.
+            None => self.pending.pop_first(),
+        };
+        match entry {
+            Some((pts, (flags, dur, sd))) => (pic.image, pts, flags, dur, sd),
             None => {
-                let pts = self.last_pts.map_or(0, |l| l + self.frame_duration);
-                self.last_pts = Some(pts);
-                (img, pts, 0, self.frame_duration, Vec::new())
+                let pts = pic
+                    .pts
+                    .unwrap_or_else(|| self.last_pts.map_or(0, |l| l + self.frame_duration));
+                (pic.image, pts, 0, self.frame_duration, Vec::new())
             }
         }
     }
@@ -375,9 +425,11 @@ impl DecodeHalf {
     fn flush(&mut self) -> Result<Vec<Decoded>, SessionFailure> {
         let pics = self
             .decoder
-            .flush()
+            .drain()
             .map_err(|e| SessionFailure::Decode(format!("flush: {e}")))?;
-        Ok(pics.into_iter().map(|img| self.stamp(img)).collect())
+        let out = self.order(pics, true);
+        self.pending.clear();
+        Ok(out)
     }
 }
 
@@ -459,14 +511,14 @@ impl MediaSession {
                 }
             }
             Mode::Decode => Kind::Decode {
-                dec: DecodeHalf::new(&s.extradata, dur)?,
+                dec: DecodeHalf::new(&s.extradata, dur, s.decode_reorder_depth)?,
                 ts: TimestampTracker::new(),
             },
             Mode::Transcode => {
                 let cfg = encoder()?;
                 extradata = Bytes::from(prime_avcc(cfg)?);
                 Kind::Transcode {
-                    dec: DecodeHalf::new(&s.extradata, dur)?,
+                    dec: DecodeHalf::new(&s.extradata, dur, s.decode_reorder_depth)?,
                     enc: EncodeHalf::new(cfg, dur)?,
                     out: (cfg.width, cfg.height),
                 }
@@ -476,7 +528,7 @@ impl MediaSession {
             status: 0,
             extradata,
             pix_fmt: s.pix_fmt,
-            warnings: Vec::new(),
+            warnings: s.warnings.clone(),
         };
         Ok((
             MediaSession {

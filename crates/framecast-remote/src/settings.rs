@@ -15,9 +15,14 @@ pub struct ServerCaps {
     pub capabilities: Vec<String>,
     /// Encoder backend used for encode and transcode (`None`: no usable encoder here).
     pub backend: Option<String>,
-    /// Whether H.264 decoding (decode and transcode modes) is available.
-    pub decoder: bool,
+    /// The H.264 decoder of decode and transcode modes (`None`: those modes are unavailable):
+    /// `libavcodec` (any profile, B-frames) or `openh264` (no B-frames).
+    pub decoder: Option<&'static str>,
 }
+
+/// Capability string naming the decoder: the C client ignores strings it does not know, and a
+/// person reading HELLO_ACK learns whether B-frames will decode.
+pub const DECODER_CAP_PREFIX: &str = "x-framecast.decoder.";
 
 impl ServerCaps {
     /// Probe this machine: `h264` only when an encoder backend is available, pixel formats
@@ -41,17 +46,20 @@ impl ServerCaps {
                 .map(|n| n.to_string()),
             None => available.first().map(|n| n.to_string()),
         };
-        let decoder = cfg!(feature = "openh264");
+        let decoder = framecast_encode::decode::best_name();
         let mut capabilities = Vec::new();
-        if backend.is_some() || decoder {
+        if backend.is_some() || decoder.is_some() {
             capabilities.push("h264".to_string());
         }
         if backend.is_some() {
             capabilities.push("pixfmt.nv12".to_string());
             capabilities.push("pixfmt.bgra".to_string());
         }
-        if backend.is_some() && decoder {
+        if backend.is_some() && decoder.is_some() {
             capabilities.push("packet_ack.v1".to_string());
+        }
+        if let Some(d) = decoder {
+            capabilities.push(format!("{DECODER_CAP_PREFIX}{d}"));
         }
         ServerCaps {
             capabilities,
@@ -113,7 +121,17 @@ pub struct SessionSettings {
     pub out_size: Option<(u32, u32)>,
     /// CONFIGURE extradata.
     pub extradata: Bytes,
+    /// Pictures held to restore presentation order in decode output (`decode_reorder_depth`,
+    /// 0..=64). Default 0, not vtremoted's 2: VideoToolbox hands pictures out in decode order,
+    /// while both decoders here already output presentation order, so a window would only add
+    /// latency (and, with FFmpeg's vtremote decoder, a socket timeout per held picture).
+    pub decode_reorder_depth: usize,
+    /// What was asked and done differently (CONFIGURE_ACK's warning list).
+    pub warnings: Vec<String>,
 }
+
+/// The most pictures `decode_reorder_depth` may hold.
+pub const MAX_DECODE_REORDER_DEPTH: usize = 64;
 
 impl SessionSettings {
     /// Nominal duration of one frame in time-base units (at least 1).
@@ -218,8 +236,35 @@ pub fn parse_configure(
             den: c.fr_den,
         });
     }
-    if mode != Mode::Encode && !caps.decoder {
-        return Err(ConfigureError::NoDecoder { mode: mode.name() });
+    let mut warnings = Vec::new();
+    if mode != Mode::Encode {
+        match caps.decoder {
+            None => return Err(ConfigureError::NoDecoder { mode: mode.name() }),
+            Some("openh264") => warnings.push(
+                "decoder openh264: streams with B-frames fail to decode (a server built with \
+                 --features libav decodes them)"
+                    .to_string(),
+            ),
+            Some(_) => {}
+        }
+    }
+    let decode_reorder_depth = match c.option("decode_reorder_depth") {
+        None => 0,
+        Some(v) => {
+            let d: usize = parse_num("decode_reorder_depth", v)?;
+            if d > MAX_DECODE_REORDER_DEPTH {
+                return Err(bad_value(
+                    "decode_reorder_depth",
+                    v,
+                    "must be between 0 and 64",
+                ));
+            }
+            d
+        }
+    };
+    if let Some(v) = c.option("decode_async") {
+        // Decoding is synchronous per session here; the flag changes nothing observable.
+        parse_flag("decode_async", v)?;
     }
     match mode {
         Mode::Encode => {
@@ -319,7 +364,7 @@ pub fn parse_configure(
         }
         e.bitrate = framecast_encode::default_bitrate(w, h, e.fps);
         e.keyframe_interval = (e.fps.round() as u32).max(1) * 2;
-        apply_encoder_options(c, &mut e)?;
+        apply_encoder_options(c, &mut e, &mut warnings)?;
         e.validate()
             .map_err(|err| ConfigureError::Codec(err.to_string()))?;
         Some(e)
@@ -341,11 +386,19 @@ pub fn parse_configure(
         packet_ack,
         out_size,
         extradata: c.extradata.clone(),
+        decode_reorder_depth,
+        warnings,
     })
 }
 
 /// Rate control, GOP, B-frames, profile and colour options → [`EncoderConfig`].
-fn apply_encoder_options(c: &Configure, e: &mut EncoderConfig) -> Result<(), ConfigureError> {
+/// What cannot be honoured exactly but has a close equivalent is changed and reported in
+/// `warnings` (a VideoToolbox server accepts these too), not refused.
+fn apply_encoder_options(
+    c: &Configure,
+    e: &mut EncoderConfig,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigureError> {
     let bitrate = c
         .option("bitrate")
         .map(|v| parse_num::<u64>("bitrate", v))
@@ -370,27 +423,20 @@ fn apply_encoder_options(c: &Configure, e: &mut EncoderConfig) -> Result<(), Con
         e.keyframe_interval = parse_num("gop", g)?;
     }
     if let Some(b) = c.option("max_b_frames") {
+        // A maximum: FFmpeg's -bf, VideoToolbox's MaxFrameDelayCount. Negative means "default".
         let b: i64 = parse_num("max_b_frames", b)?;
-        if b != 0 {
-            return Err(unsupported(
-                format!("max_b_frames={b}"),
-                "this server encodes without B-frames (use 0)",
+        if b > 0 {
+            warnings.push(format!(
+                "max_b_frames={b}: the {} encoder produces no B-frames; encoding with 0",
+                e.backend
             ));
         }
     }
     if let Some(p) = c.option("profile") {
-        e.profile = match p.trim().to_ascii_lowercase().as_str() {
-            "66" | "578" | "baseline" | "constrained_baseline" => ProfileHint::ConstrainedBaseline,
-            "77" | "main" => ProfileHint::Main,
-            "100" | "high" => ProfileHint::High,
-            "-99" | "" => e.profile,
-            other => {
-                return Err(unsupported(
-                    format!("profile {other}"),
-                    "use 66/578 (baseline), 77 (main) or 100 (high)",
-                ))
-            }
-        };
+        if let Some((profile, warning)) = map_profile(p)? {
+            e.profile = profile;
+            warnings.extend(warning);
+        }
     }
     if let Some(r) = c.option("realtime") {
         // OpenH264 always runs in real-time mode; accept the flag.
@@ -398,6 +444,43 @@ fn apply_encoder_options(c: &Configure, e: &mut EncoderConfig) -> Result<(), Con
     }
     e.color = colour_from_options(c)?;
     Ok(())
+}
+
+/// An FFmpeg H.264 profile (`AV_PROFILE_H264_*` number or name) → the nearest profile the
+/// encoder produces (8-bit 4:2:0, no B-frames), with a warning when it differs. `None`: keep the
+/// default (FFmpeg's unset -99).
+fn map_profile(p: &str) -> Result<Option<(ProfileHint, Option<String>)>, ConfigureError> {
+    use ProfileHint::{ConstrainedBaseline, High, Main};
+    let v = p.trim().to_ascii_lowercase();
+    let changed = |hint: ProfileHint, why: &str| Some((hint, Some(format!("profile {v}: {why}"))));
+    Ok(match v.as_str() {
+        "-99" | "" => None,
+        "66" | "578" | "baseline" | "constrained_baseline" => Some((ConstrainedBaseline, None)),
+        "77" | "main" => Some((Main, None)),
+        "100" | "high" => Some((High, None)),
+        // Extended (88) decoders play Constrained Baseline; nothing here makes SP/SI slices.
+        "88" | "extended" => changed(
+            ConstrainedBaseline,
+            "encoding Constrained Baseline, which extended-profile decoders play",
+        ),
+        // Constrained High (100 | AV_PROFILE_H264_CONSTRAINED) is High without B-frames, which
+        // is what High is here.
+        "612" | "constrained_high" => changed(
+            High,
+            "encoding High without B-frames (what constrained High allows), signalled as High",
+        ),
+        // 10-bit, 4:2:2, 4:4:4 and their intra variants.
+        "110" | "2158" | "high10" | "high10_intra" | "122" | "2170" | "high422"
+        | "high422_intra" | "244" | "2292" | "high444" | "high444_predictive" | "high444_intra"
+        | "44" | "cavlc444" => changed(High, "this encoder makes 8-bit 4:2:0 only; encoding High"),
+        other => {
+            return Err(unsupported(
+                format!("profile {other}"),
+                "use an H.264 profile: 66/578 (baseline), 77 (main), 88 (extended), \
+                 100/612 (high), 110, 122, 244, 44",
+            ))
+        }
+    })
 }
 
 /// FFmpeg's AVColorRange / AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic
@@ -506,13 +589,39 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        assert!(err(&[("max_b_frames", "2")]).contains("without B-frames"));
+        let warns = |opts: &[(&str, &str)]| {
+            parse_configure(&configure(opts), "h264", &caps, 1 << 28)
+                .unwrap()
+                .warnings
+        };
+        let w = warns(&[("max_b_frames", "2")]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("max_b_frames=2") && w[0].contains("with 0"),
+            "{w:?}"
+        );
+        assert!(warns(&[("max_b_frames", "0")]).is_empty());
+        assert!(warns(&[("max_b_frames", "-1")]).is_empty());
+        for (asked, got) in [
+            ("612", ProfileHint::High),
+            ("88", ProfileHint::ConstrainedBaseline),
+            ("110", ProfileHint::High),
+        ] {
+            let s =
+                parse_configure(&configure(&[("profile", asked)]), "h264", &caps, 1 << 28).unwrap();
+            assert_eq!(s.encoder.unwrap().profile, got, "profile {asked}");
+            assert_eq!(s.warnings.len(), 1, "profile {asked}: {:?}", s.warnings);
+            assert!(s.warnings[0].starts_with(&format!("profile {asked}:")));
+        }
+        assert!(warns(&[("profile", "77")]).is_empty());
+        assert!(err(&[("decode_reorder_depth", "65")]).contains("between 0 and 64"));
+        assert!(err(&[("decode_async", "maybe")]).contains("decode_async"));
         assert!(err(&[("wire_compression", "3")]).contains("wire compression mode 3"));
         assert!(err(&[("mode", "x")]).contains("mode"));
         assert!(err(&[("out_width", "32")]).contains("transcode"));
         assert!(err(&[("mode", "transcode"), ("out_width", "32")]).contains("together"));
         assert!(err(&[("mode", "decode")]).contains("extradata"));
-        assert!(err(&[("profile", "110")]).contains("profile"));
+        assert!(err(&[("profile", "12345")]).contains("profile"));
         assert!(parse_configure(&configure(&[]), "hevc", &caps, 1 << 28)
             .unwrap_err()
             .to_string()

@@ -24,7 +24,7 @@ fn server_config(token: Option<&str>) -> Arc<ServerSessionConfig> {
         caps: ServerCaps {
             capabilities: vec!["h264".into(), "pixfmt.nv12".into()],
             backend: Some("openh264".into()),
-            decoder: true,
+            decoder: Some("openh264"),
         },
         handshake_timeout: 10 * S,
         idle_timeout: 60 * S,

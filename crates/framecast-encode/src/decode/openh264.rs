@@ -1,8 +1,10 @@
 //! H.264 decoding through OpenH264, for verification (decode-back tests, `--psnr`) and for the
-//! remote service's decode mode.
+//! remote service's decode mode when libavcodec is not compiled in. OpenH264's decoder handles
+//! what OpenH264 and other low-latency encoders produce; it fails on B-frames.
 
+use super::{copy_i420, Picture, VideoDecoder};
 use crate::EncodeError;
-use framecast_core::{Yuv420Image, YuvLayout};
+use framecast_core::Yuv420Image;
 use openh264::decoder::Decoder;
 use openh264::formats::YUVSource;
 use openh264::OpenH264API;
@@ -18,37 +20,23 @@ impl std::fmt::Debug for H264Decoder {
     }
 }
 
-fn backend_err(e: openh264::Error) -> EncodeError {
-    EncodeError::Backend {
-        backend: "openh264-decoder",
+fn decoder_err(e: openh264::Error) -> EncodeError {
+    EncodeError::Decoder {
+        decoder: NAME,
         message: e.to_string(),
     }
 }
 
+const NAME: &str = "openh264";
+
 fn copy_picture(src: &impl YUVSource) -> Result<Yuv420Image, EncodeError> {
     let (w, h) = src.dimensions();
     let (ys, us, vs) = src.strides();
-    let mut img = Yuv420Image::new(w as u32, h as u32, YuvLayout::I420)?;
-    let cw = img.coded_width() as usize;
-    let ch = img.coded_height() as usize;
-    let (sw, sh) = (w.div_ceil(2), h.div_ceil(2));
-    let (y, u, v) = img.planes_mut();
-    let (sy, su, sv) = (src.y(), src.u(), src.v());
-    for row in 0..ch {
-        let r = row.min(h - 1);
-        let dst = &mut y[row * cw..(row + 1) * cw];
-        dst[..w].copy_from_slice(&sy[r * ys..r * ys + w]);
-        let last = dst[w - 1];
-        dst[w..].fill(last);
-    }
-    for (plane, sp, stride) in [(u, su, us), (v, sv, vs)] {
-        for row in 0..ch / 2 {
-            let r = row.min(sh - 1);
-            plane[row * cw / 2..row * cw / 2 + sw]
-                .copy_from_slice(&sp[r * stride..r * stride + sw]);
-        }
-    }
-    Ok(img)
+    copy_i420(
+        w as u32,
+        h as u32,
+        [(src.y(), ys), (src.u(), us), (src.v(), vs)],
+    )
 }
 
 impl H264Decoder {
@@ -58,14 +46,14 @@ impl H264Decoder {
             OpenH264API::from_source(),
             openh264::decoder::DecoderConfig::new(),
         )
-        .map_err(backend_err)?;
+        .map_err(decoder_err)?;
         Ok(H264Decoder { inner })
     }
 
     /// Decode one Annex B access unit (or any run of NAL units); returns the picture it
     /// completes, if any. The picture has the display (cropped) size the SPS signals.
     pub fn decode(&mut self, annexb: &[u8]) -> Result<Option<Yuv420Image>, EncodeError> {
-        match self.inner.decode(annexb).map_err(backend_err)? {
+        match self.inner.decode(annexb).map_err(decoder_err)? {
             Some(pic) => Ok(Some(copy_picture(&pic)?)),
             None => Ok(None),
         }
@@ -73,7 +61,35 @@ impl H264Decoder {
 
     /// Pictures still held by the decoder at the end of a stream.
     pub fn flush(&mut self) -> Result<Vec<Yuv420Image>, EncodeError> {
-        let pics = self.inner.flush_remaining().map_err(backend_err)?;
+        let pics = self.inner.flush_remaining().map_err(decoder_err)?;
         pics.iter().map(copy_picture).collect()
+    }
+}
+
+/// Without timestamps: OpenH264 outputs in decode order, which is display order for the streams
+/// it can decode (no B-frames); the caller stamps pictures with the smallest pending PTS.
+impl VideoDecoder for H264Decoder {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn reorders(&self) -> bool {
+        false
+    }
+
+    fn send(&mut self, annexb: &[u8], _pts: Option<i64>) -> Result<Vec<Picture>, EncodeError> {
+        Ok(self
+            .decode(annexb)?
+            .map(|image| Picture { image, pts: None })
+            .into_iter()
+            .collect())
+    }
+
+    fn drain(&mut self) -> Result<Vec<Picture>, EncodeError> {
+        Ok(self
+            .flush()?
+            .into_iter()
+            .map(|image| Picture { image, pts: None })
+            .collect())
     }
 }
