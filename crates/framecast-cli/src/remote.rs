@@ -265,7 +265,8 @@ impl PacketSink {
         })
     }
 
-    fn write(&mut self, p: PacketMsg) -> anyhow::Result<()> {
+    /// What the server sent is wrong: exit 5; the file cannot be written: exit 4.
+    fn write(&mut self, p: PacketMsg) -> Result<(), Failure> {
         if self.avcc.is_none() {
             if let Some((sps_pps, _)) = framecast_remote::annexb::parameter_sets(&p.data) {
                 let nals: Vec<&[u8]> = framecast_h264::nal::annexb_nals(&sps_pps).collect();
@@ -281,9 +282,18 @@ impl PacketSink {
         let (data, format) = match self.container {
             Container::H264 => (p.data.clone(), OutputFormat::AnnexB),
             Container::Mp4 => {
-                let avcc = framecast_h264::nal::annexb_to_avcc(&p.data, 4).with_context(|| {
-                    format!("packet {} from the server is not Annex B", self.frames)
-                })?;
+                if self.avcc.is_none() {
+                    return Err(anyhow!(
+                        "the server sent no SPS/PPS (neither in CONFIGURE_ACK nor in the first \
+                         packet), which .mp4 needs; write .h264 instead"
+                    ))
+                    .code(exit::ENCODER);
+                }
+                let avcc = framecast_h264::nal::annexb_to_avcc(&p.data, 4)
+                    .with_context(|| {
+                        format!("packet {} from the server is not Annex B", self.frames)
+                    })
+                    .code(exit::ENCODER)?;
                 (Bytes::from(avcc), OutputFormat::Avcc)
             }
         };
@@ -300,7 +310,7 @@ impl PacketSink {
             timings: PacketTimings::default(),
         };
         let avcc = self.avcc.clone();
-        self.writer.write(&packet, || avcc)?;
+        self.writer.write(&packet, || avcc).code(exit::OUTPUT)?;
         self.frames += 1;
         Ok(())
     }
@@ -314,13 +324,11 @@ impl PacketSink {
     }
 }
 
-/// A failed stream: output errors are the output's (exit 4), the rest the server's.
-fn stream_fail(e: RunError<anyhow::Error>, server: &str) -> Failure {
+/// A failed stream: a sink's failure carries its own code (4 for the file, 5 for what the
+/// server sent), the rest is the server's or the connection's.
+fn stream_fail(e: RunError<Failure>, server: &str) -> Failure {
     match e {
-        RunError::Output(error) => Failure {
-            error,
-            code: exit::OUTPUT,
-        },
+        RunError::Output(f) => f,
         RunError::Remote(e) => remote_fail(e, server),
     }
 }
@@ -493,21 +501,33 @@ struct Y4mSink {
 }
 
 impl Y4mSink {
-    fn write(&mut self, f: FrameMsg) -> anyhow::Result<()> {
+    /// What the server sent is wrong: exit 5; the file cannot be written: exit 4.
+    fn write(&mut self, f: FrameMsg) -> Result<(), Failure> {
         if f.planes.len() != 2 {
-            anyhow::bail!(
+            return Err(anyhow!(
                 "the server sent a FRAME with {} planes, expected 2 (NV12)",
                 f.planes.len()
-            );
+            ))
+            .code(exit::ENCODER);
         }
         let (y, uv) = (&f.planes[0], &f.planes[1]);
         let (ys, h) = (y.stride as usize, y.height as usize);
         let (uvs, ch) = (uv.stride as usize, uv.height as usize);
-        let yb = decompress_plane(self.compression, 0, &y.data, ys * h)?;
-        let uvb = decompress_plane(self.compression, 1, &uv.data, uvs * ch)?;
+        let planes = decompress_plane(self.compression, 0, &y.data, ys * h).and_then(|yb| {
+            Ok((
+                yb,
+                decompress_plane(self.compression, 1, &uv.data, uvs * ch)?,
+            ))
+        });
+        let (yb, uvb) = planes
+            .context("the server sent a FRAME whose planes do not decompress")
+            .code(exit::ENCODER)?;
         let frame = Frame::nv12(&yb, ys, &uvb, uvs, self.width, h as u32)
-            .context("the server sent a FRAME that is not a valid NV12 picture")?;
-        self.writer.write(&frame, ColorSpace::default())?;
+            .context("the server sent a FRAME that is not a valid NV12 picture")
+            .code(exit::ENCODER)?;
+        self.writer
+            .write(&frame, ColorSpace::default())
+            .code(exit::OUTPUT)?;
         Ok(())
     }
 }

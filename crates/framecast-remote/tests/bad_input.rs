@@ -304,7 +304,7 @@ async fn battery_with_a_healthy_session_alongside() {
 
     // CONFIGURE failures: ERROR 1.
     for (opts, needle) in [
-        (vec![("max_b_frames", "2")], "B-frames"),
+        (vec![("profile", "12345")], "profile"),
         (vec![("wire_compression", "7")], "wire compression"),
     ] {
         let mut r = Raw::new(addr).await;

@@ -4,7 +4,7 @@
 //! to presentation order itself, and hands each picture back with the PTS of the packet that
 //! coded it.
 
-use super::{copy_i420, Picture, VideoDecoder};
+use super::picture::{copy_i420, Picture, VideoDecoder};
 use crate::EncodeError;
 use ffmpeg_next as ff;
 

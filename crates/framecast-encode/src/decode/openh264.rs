@@ -2,7 +2,7 @@
 //! remote service's decode mode when libavcodec is not compiled in. OpenH264's decoder handles
 //! what OpenH264 and other low-latency encoders produce; it fails on B-frames.
 
-use super::{copy_i420, Picture, VideoDecoder};
+use super::picture::{copy_i420, Picture, VideoDecoder};
 use crate::EncodeError;
 use framecast_core::Yuv420Image;
 use openh264::decoder::Decoder;
