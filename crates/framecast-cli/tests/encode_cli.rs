@@ -1349,7 +1349,8 @@ fn doctor_reports_the_assembly_the_binary_really_links() {
     let file = object::File::parse(&*exe).expect("parse the framecast binary");
     let found: Vec<String> = file
         .symbols()
-        .filter(|s| s.is_definition())
+        // nasm's symbols have no ELF type (NOTYPE), so "defined", not `is_definition()`.
+        .filter(|s| !s.is_undefined())
         .filter_map(|s| s.name().ok().map(|n| n.trim_start_matches('_').to_string()))
         .filter(|n| ASM_ONLY_SYMBOLS.contains(&n.as_str()))
         .collect();
