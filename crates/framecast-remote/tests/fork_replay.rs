@@ -182,6 +182,19 @@ impl Raw {
             }
         }
     }
+    /// Send NV12 frames (PTS 0, 1, ...) the fork's way, then FLUSH; the PACKETs up to DONE.
+    async fn encode(
+        &mut self,
+        frames: &[(Vec<u8>, Vec<u8>)],
+        stride: u32,
+        h: u32,
+    ) -> Vec<PacketMsg> {
+        for (i, (y, uv)) in frames.iter().enumerate() {
+            self.send(&frame(i as i64, stride, h, y, uv)).await;
+        }
+        self.send(&message(FLUSH, &[])).await;
+        packets(self.until_done().await)
+    }
     /// Everything up to DONE.
     async fn until_done(&mut self) -> Vec<Message> {
         let mut out = Vec::new();
@@ -193,6 +206,16 @@ impl Raw {
             }
         }
     }
+}
+
+fn packets(messages: Vec<Message>) -> Vec<PacketMsg> {
+    messages
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Packet(p) => Some(p),
+            _ => None,
+        })
+        .collect()
 }
 
 // --- the streams the fork was run with -----------------------------------------------------------
@@ -259,20 +282,7 @@ async fn fork_encode_with_b_frames_and_other_profiles_is_accepted_with_warnings(
             ack.warnings
         );
         assert!(ack.warnings[1].starts_with(warning), "{:?}", ack.warnings);
-        let frames = padded_nv12(160, 96, 192, 6);
-        for (i, (y, uv)) in frames.iter().enumerate() {
-            c.send(&frame(i as i64, 192, 96, y, uv)).await;
-        }
-        c.send(&message(FLUSH, &[])).await;
-        let packets: Vec<PacketMsg> = c
-            .until_done()
-            .await
-            .into_iter()
-            .filter_map(|m| match m {
-                Message::Packet(p) => Some(p),
-                _ => None,
-            })
-            .collect();
+        let packets = c.encode(&padded_nv12(160, 96, 192, 6), 192, 96).await;
         assert_eq!(packets.len(), 6, "profile {profile}");
         assert!(
             packets.iter().all(|p| p.dts == p.pts),
@@ -299,17 +309,12 @@ async fn fork_encode_at_an_odd_size_sends_floor_chroma_rows() {
         ))
         .await;
     assert_eq!(ack.status, 0);
-    let frames = padded_nv12(w, h, stride, 4);
-    for (i, (y, uv)) in frames.iter().enumerate() {
-        c.send(&frame(i as i64, stride, h, y, uv)).await;
-    }
-    c.send(&message(FLUSH, &[])).await;
-    let mut stream = Vec::new();
-    for m in c.until_done().await {
-        if let Message::Packet(p) = m {
-            stream.extend_from_slice(&p.data);
-        }
-    }
+    let stream: Vec<u8> = c
+        .encode(&padded_nv12(w, h, stride, 4), stride, h)
+        .await
+        .iter()
+        .flat_map(|p| p.data.to_vec())
+        .collect();
     if !have_ffmpeg() {
         eprintln!("skipping the decode check: ffmpeg is not installed");
         return;
@@ -552,20 +557,7 @@ async fn fork_decode_configure_with_time_base_0_1_is_accepted() {
     let addr = start(config()).await;
     let mut enc = Raw::new(addr).await;
     let ack = enc.open(&encoder_configure(160, 96, "100")).await;
-    let frames = padded_nv12(160, 96, 160, 3);
-    for (i, (y, uv)) in frames.iter().enumerate() {
-        enc.send(&frame(i as i64, 160, 96, y, uv)).await;
-    }
-    enc.send(&message(FLUSH, &[])).await;
-    let packets: Vec<PacketMsg> = enc
-        .until_done()
-        .await
-        .into_iter()
-        .filter_map(|m| match m {
-            Message::Packet(p) => Some(p),
-            _ => None,
-        })
-        .collect();
+    let packets = enc.encode(&padded_nv12(160, 96, 160, 3), 160, 96).await;
     assert_eq!(packets.len(), 3);
 
     let mut dec = Raw::new(addr).await;
