@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
             "packet_ack.v1".into(),
         ],
         backend: Some("openh264".into()),
-        decoder: true,
+        decoder: Some("openh264"),
     };
     if let Ok(s) = parse_configure(&c, "h264", &caps, 1 << 28) {
         assert!(s.width > 0 && s.height > 0);
