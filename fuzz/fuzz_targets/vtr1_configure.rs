@@ -5,7 +5,7 @@
 //! Input layout: 12 bytes of header fields (width, height as u16; pix_fmt; time base and
 //! frame rate as u8 pairs... see below), then `key=value` options separated by NUL bytes.
 
-use framecast_remote::settings::{parse_configure, ServerCaps};
+use framecast_remote::settings::{parse_configure, DecoderInfo, ServerCaps};
 use framecast_remote::wire::Configure;
 use libfuzzer_sys::fuzz_target;
 
@@ -42,7 +42,10 @@ fuzz_target!(|data: &[u8]| {
             "packet_ack.v1".into(),
         ],
         backend: Some("openh264".into()),
-        decoder: Some("openh264"),
+        decoder: Some(DecoderInfo {
+            name: "openh264",
+            b_frames: false,
+        }),
     };
     if let Ok(s) = parse_configure(&c, "h264", &caps, 1 << 28) {
         assert!(s.width > 0 && s.height > 0);

@@ -110,11 +110,11 @@ pub fn run(args: DoctorArgs) -> Result<(), Failure> {
         ),
     }
     #[cfg(feature = "openh264")]
-    if !framecast_encode::openh264_assembly().linked() {
-        println!(
-            "Warning: OpenH264 was built without its assembly and encodes ~2-3x slower. Install nasm, \
-             then `cargo clean --release -p openh264-sys2` and rebuild (./scripts/demo.sh does both)."
-        );
+    {
+        let asm = framecast_encode::openh264_assembly();
+        if !asm.linked() {
+            println!("Warning: openh264 assembly {asm}");
+        }
     }
     Ok(())
 }

@@ -472,10 +472,7 @@ fn packets_channel(aus: Vec<Vec<u8>>, window: usize) -> mpsc::Receiver<Message> 
     let (tx, rx) = mpsc::channel(window.max(1));
     tokio::spawn(async move {
         for (i, au) in aus.into_iter().enumerate() {
-            // Key flag on IDR access units, as FFmpeg's client sets it (AV_PKT_FLAG_KEY).
-            let idr = framecast_h264::nal::annexb_nals(&au).any(|nal| {
-                framecast_h264::nal::nal_type(nal) == Some(framecast_h264::nal::NalType::IdrSlice)
-            });
+            let idr = framecast_remote::annexb::is_idr(&au);
             let m = Message::Packet(PacketMsg {
                 pts: i as i64,
                 dts: i as i64,

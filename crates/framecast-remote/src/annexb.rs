@@ -26,6 +26,13 @@ pub fn access_units(data: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// Whether `au` holds an IDR slice (a PACKET's key flag, as FFmpeg sets AV_PKT_FLAG_KEY).
+pub fn is_idr(au: &[u8]) -> bool {
+    framecast_h264::nal::annexb_nals(au).any(|nal| {
+        framecast_h264::nal::nal_type(nal) == Some(framecast_h264::nal::NalType::IdrSlice)
+    })
+}
+
 /// The first SPS and PPS of `au`, as Annex B (the extradata of a decode-mode CONFIGURE), and
 /// the SPS's display size.
 pub fn parameter_sets(au: &[u8]) -> Option<(Vec<u8>, (u32, u32))> {
@@ -68,5 +75,9 @@ mod tests {
         assert_eq!(aus.len(), 3);
         assert_eq!(aus[0].len(), 4 * 4 + 2 + 2 + 3 + 3);
         assert!(aus[2].starts_with(&[0, 0, 0, 1, 0x09]));
+        assert_eq!(
+            aus.iter().map(|au| is_idr(au)).collect::<Vec<_>>(),
+            [true, false, false]
+        );
     }
 }

@@ -8,7 +8,7 @@ use crate::error::{ConfigureError, SessionFailure};
 use crate::planes::{
     plane_layouts, resize_plane, validate_and_decompress, FramePlanes, PlaneBuildError, PlaneLayout,
 };
-use crate::settings::{Mode, SessionSettings};
+use crate::settings::{Mode, SessionSettings, NO_B_FRAMES};
 use crate::timing::TimingStats;
 use crate::wire::{
     pix_fmt, ConfigureAck, FrameMsg, Message, PacketMsg, SideData, FLAG_KEYFRAME, NOPTS,
@@ -276,6 +276,9 @@ struct DecodeHalf {
     last_pts: Option<i64>,
 }
 
+/// Packets whose pictures may still be inside a decoder: H.264's DPB holds at most 16.
+const MAX_PENDING: usize = 64;
+
 fn is_annexb(d: &[u8]) -> bool {
     d.starts_with(&[0, 0, 1]) || d.starts_with(&[0, 0, 0, 1])
 }
@@ -366,6 +369,11 @@ impl DecodeHalf {
         self.pending
             .entry(pts)
             .or_insert((p.flags & FLAG_KEYFRAME, duration, p.side_data));
+        // Packets that never yield a picture (a decoder that drops a broken one) leave their
+        // entry behind; the oldest go once more are waiting than any decoder holds back.
+        while self.pending.len() > MAX_PENDING {
+            self.pending.pop_first();
+        }
         let pictures = self
             .decoder
             .send(&data, Some(pts))
@@ -377,11 +385,7 @@ impl DecodeHalf {
         if self.decoder.reorders() {
             SessionFailure::Decode(e.to_string())
         } else {
-            SessionFailure::Decode(format!(
-                "{e} (this server's decoder, {}, handles streams without B-frames; a server \
-                 built with --features libav decodes Main/High profile with B-frames)",
-                self.decoder.name()
-            ))
+            SessionFailure::Decode(format!("{e} ({}: {NO_B_FRAMES})", self.decoder.name()))
         }
     }
 
@@ -401,13 +405,8 @@ impl DecodeHalf {
 
     fn stamp(&mut self, pic: Picture) -> Decoded {
         let entry = match pic.pts {
-            // A decoder that carries timestamps: this picture's own packet. Packets before it
-            // in presentation order that never produced a picture will not now.
-            Some(pts) => {
-                let found = self.pending.remove(&pts);
-                self.pending = self.pending.split_off(&pts);
-                found.map(|e| (pts, e))
-            }
+            // A decoder that carries timestamps: this picture's own packet.
+            Some(pts) => self.pending.remove(&pts).map(|e| (pts, e)),
             // In decode order without B-frames, the earliest pending PTS is this picture's.
             None => self.pending.pop_first(),
         };
@@ -750,6 +749,42 @@ fn transcode_picture(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn decoded(pts: i64) -> Decoded {
+        let img = Yuv420Image::new(2, 2, framecast_core::YuvLayout::I420).unwrap();
+        (img, pts, 0, 1, Vec::new())
+    }
+
+    fn window_order(depth: usize, arrivals: &[i64]) -> Vec<i64> {
+        let mut w = ReorderWindow {
+            depth,
+            held: BTreeMap::new(),
+            seq: 0,
+        };
+        let mut out = Vec::new();
+        for &pts in arrivals {
+            w.push(decoded(pts), &mut out);
+        }
+        w.drain(&mut out);
+        out.iter().map(|d| d.1).collect()
+    }
+
+    #[test]
+    fn decode_reorder_depth_restores_presentation_order_within_its_window() {
+        // Decode order of a B-pyramid: I0 P4 B2 b1 b3, pictures out in decode order (as
+        // VideoToolbox hands them out).
+        let arrivals = [0, 4, 2, 1, 3];
+        assert_eq!(
+            window_order(0, &arrivals),
+            arrivals,
+            "depth 0 passes through"
+        );
+        assert_eq!(window_order(2, &arrivals), [0, 1, 2, 3, 4]);
+        // A window too small for the stream's reordering cannot fix it.
+        assert_eq!(window_order(1, &arrivals), [0, 2, 1, 3, 4]);
+        // Equal PTS keep their arrival order.
+        assert_eq!(window_order(4, &[2, 2, 1]), [1, 2, 2]);
+    }
 
     #[test]
     fn an_avcc_too_long_for_configure_ack_is_an_error_not_a_cut() {

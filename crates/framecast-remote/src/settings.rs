@@ -6,6 +6,7 @@ use crate::error::ConfigureError;
 use crate::wire::{pix_fmt, Configure};
 use bytes::Bytes;
 use framecast_core::{ColorSpace, Matrix, Primaries, Range, Transfer};
+pub use framecast_encode::decode::DecoderInfo;
 use framecast_encode::{EncoderConfig, OutputFormat, ProfileHint};
 
 /// What the server can do, advertised in HELLO_ACK and enforced at CONFIGURE.
@@ -15,14 +16,18 @@ pub struct ServerCaps {
     pub capabilities: Vec<String>,
     /// Encoder backend used for encode and transcode (`None`: no usable encoder here).
     pub backend: Option<String>,
-    /// The H.264 decoder of decode and transcode modes (`None`: those modes are unavailable):
-    /// `libavcodec` (any profile, B-frames) or `openh264` (no B-frames).
-    pub decoder: Option<&'static str>,
+    /// The H.264 decoder of decode and transcode modes (`None`: those modes are unavailable).
+    pub decoder: Option<DecoderInfo>,
 }
 
 /// Capability string naming the decoder: the C client ignores strings it does not know, and a
 /// person reading HELLO_ACK learns whether B-frames will decode.
 pub const DECODER_CAP_PREFIX: &str = "x-framecast.decoder.";
+
+/// Said when a decoder without B-frame support is asked to decode (CONFIGURE_ACK warning, and
+/// the ERROR when a packet fails).
+pub const NO_B_FRAMES: &str = "it does not decode B-frames; a server built with --features \
+                               libav decodes Main/High profile with B-frames";
 
 impl ServerCaps {
     /// Probe this machine: `h264` only when an encoder backend is available, pixel formats
@@ -46,7 +51,7 @@ impl ServerCaps {
                 .map(|n| n.to_string()),
             None => available.first().map(|n| n.to_string()),
         };
-        let decoder = framecast_encode::decode::best_name();
+        let decoder = framecast_encode::decode::best_info();
         let mut capabilities = Vec::new();
         if backend.is_some() || decoder.is_some() {
             capabilities.push("h264".to_string());
@@ -59,7 +64,7 @@ impl ServerCaps {
             capabilities.push("packet_ack.v1".to_string());
         }
         if let Some(d) = decoder {
-            capabilities.push(format!("{DECODER_CAP_PREFIX}{d}"));
+            capabilities.push(format!("{DECODER_CAP_PREFIX}{}", d.name));
         }
         ServerCaps {
             capabilities,
@@ -240,11 +245,7 @@ pub fn parse_configure(
     if mode != Mode::Encode {
         match caps.decoder {
             None => return Err(ConfigureError::NoDecoder { mode: mode.name() }),
-            Some("openh264") => warnings.push(
-                "decoder openh264: streams with B-frames fail to decode (a server built with \
-                 --features libav decodes them)"
-                    .to_string(),
-            ),
+            Some(d) if !d.b_frames => warnings.push(format!("decoder {}: {NO_B_FRAMES}", d.name)),
             Some(_) => {}
         }
     }

@@ -20,41 +20,9 @@ const TOKEN: &str = "s3cret-token";
 const W: u32 = 160;
 const H: u32 = 96;
 
-struct Raw {
-    s: TcpStream,
-    codec: Vtr1Codec,
-}
-
 impl Raw {
-    async fn new(addr: SocketAddr) -> Raw {
-        Raw {
-            s: TcpStream::connect(addr).await.unwrap(),
-            codec: Vtr1Codec::new(Limits::client(1 << 26)),
-        }
-    }
-    async fn bytes(&mut self, b: &[u8]) {
-        // The server may already have closed; a failed write is then expected.
-        let _ = self.s.write_all(b).await;
-    }
     async fn send(&mut self, m: &Message) {
         self.bytes(&m.encode().unwrap()).await;
-    }
-    /// The next message, or None on close; panics after 10 s.
-    async fn next(&mut self) -> Option<Message> {
-        tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                if let Some(m) = self.codec.poll().unwrap() {
-                    return Some(m);
-                }
-                let mut b = vec![0u8; 65536];
-                match self.s.read(&mut b).await {
-                    Ok(0) | Err(_) => return None,
-                    Ok(n) => self.codec.feed(&b[..n]),
-                }
-            }
-        })
-        .await
-        .expect("server neither answered nor closed within 10 s")
     }
     async fn expect_error(&mut self, code: u32, needle: &str) {
         match self.next().await {
@@ -69,10 +37,6 @@ impl Raw {
             other => panic!("expected ERROR {code} ({needle}), got {other:?}"),
         }
         self.expect_closed().await;
-    }
-    async fn expect_closed(&mut self) {
-        let next = self.next().await;
-        assert!(next.is_none(), "expected close, got {next:?}");
     }
     async fn hello(&mut self, token: &str) -> HelloAck {
         self.send(&Message::Hello(Hello {

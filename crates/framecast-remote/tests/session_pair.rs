@@ -24,7 +24,7 @@ fn server_config(token: Option<&str>) -> Arc<ServerSessionConfig> {
         caps: ServerCaps {
             capabilities: vec!["h264".into(), "pixfmt.nv12".into()],
             backend: Some("openh264".into()),
-            decoder: Some("openh264"),
+            decoder: framecast_encode::decode::best_info(),
         },
         handshake_timeout: 10 * S,
         idle_timeout: 60 * S,

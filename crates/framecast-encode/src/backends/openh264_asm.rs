@@ -56,11 +56,6 @@ impl Assembly {
         self.flags != 0
     }
 
-    /// The raw `WELS_CPU_*` flags OpenH264 reported.
-    pub fn flags(&self) -> u32 {
-        self.flags
-    }
-
     /// Names of the SIMD kernel families OpenH264 will use on this CPU.
     pub fn kernels(&self) -> Vec<&'static str> {
         KERNELS

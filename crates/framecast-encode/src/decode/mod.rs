@@ -29,12 +29,27 @@ pub fn best() -> Result<Box<dyn VideoDecoder>, EncodeError> {
     ))
 }
 
-/// Name of the decoder [`best`] returns, without creating one (`None`: no decoder).
-pub fn best_name() -> Option<&'static str> {
+/// What a decoder can do, known without creating one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecoderInfo {
+    /// [`VideoDecoder::name`].
+    pub name: &'static str,
+    /// [`VideoDecoder::reorders`]: B-frames decode, in presentation order.
+    pub b_frames: bool,
+}
+
+/// The decoder [`best`] returns (`None`: this build has none).
+pub fn best_info() -> Option<DecoderInfo> {
     if cfg!(feature = "libav") {
-        Some("libavcodec")
+        Some(DecoderInfo {
+            name: "libavcodec",
+            b_frames: true,
+        })
     } else if cfg!(feature = "openh264") {
-        Some("openh264")
+        Some(DecoderInfo {
+            name: "openh264",
+            b_frames: false,
+        })
     } else {
         None
     }

@@ -8,10 +8,12 @@ use framecast_io::{FrameSource, PatternKind, PatternSource};
 use framecast_remote::client::{Client, ClientOptions};
 use framecast_remote::compress::compress_plane;
 use framecast_remote::server::{Server, ServerConfig};
-use framecast_remote::wire::{Configure, FrameMsg, Message, Plane};
+use framecast_remote::wire::{Configure, FrameMsg, Limits, Message, Plane, Vtr1Codec};
 use framecast_remote::Compression;
 use std::net::SocketAddr;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 pub fn config() -> ServerConfig {
     ServerConfig {
@@ -170,5 +172,51 @@ pub fn check_patches(rgb: &[u8], w: u32, h: u32, tol: i32) {
                 p.rgb
             );
         }
+    }
+}
+
+/// A raw VTR1 connection: bytes out, parsed messages in (for tests that must control every
+/// byte a client sends).
+pub struct Raw {
+    pub s: TcpStream,
+    pub codec: Vtr1Codec,
+}
+
+impl Raw {
+    pub async fn new(addr: SocketAddr) -> Raw {
+        Raw {
+            s: TcpStream::connect(addr).await.unwrap(),
+            codec: Vtr1Codec::new(Limits::client(1 << 26)),
+        }
+    }
+
+    /// Write bytes; the server may already have closed, so a failed write is not an error here
+    /// (the next read tells).
+    pub async fn bytes(&mut self, b: &[u8]) {
+        let _ = self.s.write_all(b).await;
+    }
+
+    /// The next message, or None on close; panics after 20 s.
+    pub async fn next(&mut self) -> Option<Message> {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if let Some(m) = self.codec.poll().unwrap() {
+                    return Some(m);
+                }
+                let mut b = vec![0u8; 1 << 16];
+                match self.s.read(&mut b).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => self.codec.feed(&b[..n]),
+                }
+            }
+        })
+        .await
+        .expect("server neither answered nor closed within 20 s")
+    }
+
+    /// Nothing more arrives; the server closes.
+    pub async fn expect_closed(&mut self) {
+        let next = self.next().await;
+        assert!(next.is_none(), "expected close, got {next:?}");
     }
 }
