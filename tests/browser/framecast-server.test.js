@@ -137,8 +137,11 @@ describe("framecast viewer against framecast serve", { skip }, () => {
     const before = await page.evaluate(() => ({ frames: window.__framecast.frames, keyframes: window.__framecast.stats().keyframes }));
     await page.evaluate(() => window.__framecast.forceDecoderReset());
     await waitFrames(page, 10, before.frames);
-    const s = await page.evaluate(() => window.__framecast.stats());
-    assert.ok(s.recoveries >= 1);
+    // stats() is a snapshot the worker refreshes every 500 ms: wait for one taken after the reset.
+    const s = await waitInPage(page, () => {
+      const st = window.__framecast.stats();
+      return st && st.recoveries >= 1 ? st : null;
+    }, null, "a stats snapshot that counts the recovery");
     assert.ok(s.sent.decoder_reset >= 1, JSON.stringify(s.sent));
     assert.ok(s.sent.request_keyframe >= 1, JSON.stringify(s.sent));
     // The server saw the reset (its metrics count decoder_reset messages per viewer).

@@ -166,8 +166,11 @@ describe("framecast viewer against the pdum.rfb 0.3 server", { skip }, () => {
     const before = await page.evaluate(() => ({ frames: window.__framecast.frames, seq: window.__framecast.lastFrame.seq }));
     await page.evaluate(() => window.__framecast.forceDecoderReset());
     await waitFrames(page, 10, before.frames);
-    const s = await page.evaluate(() => window.__framecast.stats());
-    assert.ok(s.recoveries >= 1);
+    // stats() is a snapshot the worker refreshes every 500 ms: wait for one taken after the reset.
+    const s = await waitInPage(page, () => {
+      const st = window.__framecast.stats();
+      return st && st.recoveries >= 1 ? st : null;
+    }, null, "a stats snapshot that counts the recovery");
     assert.ok(s.sent.decoder_reset >= 1 && s.sent.request_keyframe >= 1, JSON.stringify(s.sent));
     const last = await page.evaluate(() => window.__framecast.lastFrame.seq);
     assert.ok(last > before.seq);
@@ -201,7 +204,11 @@ describe("framecast viewer against the pdum.rfb 0.3 server", { skip }, () => {
     const sent = await page.evaluate(() => window.__framecast.stats().sent);
     await page.evaluate(() => window.__framecast.setHidden(false));
     await waitFrames(page, 5, hiddenFrames);
-    const s = await page.evaluate(() => window.__framecast.stats());
+    // stats() is refreshed every 500 ms: wait for a snapshot taken after the return.
+    const s = await waitInPage(page, (before) => {
+      const st = window.__framecast.stats();
+      return st && st.sent.request_keyframe > before.request_keyframe ? st : null;
+    }, sent, "a stats snapshot taken after the viewer returned");
     assert.ok(s.sent.request_keyframe > sent.request_keyframe, "request_keyframe on return");
     assert.ok(s.sent.decoder_reset > sent.decoder_reset, "decoder_reset on return (in-flight frames were dropped)");
     const f = await page.evaluate(() => window.__framecast.lastFrame);
