@@ -32,7 +32,8 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 # libavcodec decoder the remote service uses for Main/High profile streams with B-frames.
 pkg-config --exists libavcodec libavformat libavutil 2>/dev/null || need+=(libavcodec-dev libavformat-dev libavutil-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
-ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
+# (libclang itself: Debian ships libclang-cpp.so with clang's C++ tools, which bindgen cannot use.)
+ldconfig -p 2>/dev/null | grep -Eq 'libclang(-[0-9.]+)?\.so' || need+=(libclang-dev)
 # iproute2 (ip, tc): the two-namespace network of the slow-link test.
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v tc >/dev/null 2>&1 || need+=(iproute2)
