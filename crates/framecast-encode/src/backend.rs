@@ -96,6 +96,13 @@ pub trait BackendEncoder: Send {
     fn poll(&mut self) -> Result<Option<RawAccessUnit>, EncodeError>;
     /// Finish every submitted frame; afterwards `poll` drains the rest.
     fn finish(&mut self) -> Result<(), EncodeError>;
+    /// Change the target bitrate (bits/s) and frame rate for the frames submitted from now
+    /// on, without a keyframe. `Ok(false)`: this backend cannot change them live (the caller
+    /// rebuilds the encoder instead, which costs an IDR). The default.
+    fn set_rate(&mut self, bitrate: u32, fps: f64) -> Result<bool, EncodeError> {
+        let _ = (bitrate, fps);
+        Ok(false)
+    }
     /// Packed RGB formats [`Self::encode_rgb`] takes; none by default (YUV only).
     fn rgb_input(&self) -> RgbInput {
         RgbInput::default()

@@ -9,6 +9,8 @@ use crate::{
     EncodeError, EncodeMode, EncodedPacket, Encoder, EncoderConfig, EncoderEvent, FrameMeta,
     OutputFormat, SendOutcome,
 };
+#[cfg(feature = "openh264")]
+use framecast_core::Yuv420Image;
 use framecast_core::{ColorSpace, Frame, Matrix, Range};
 use framecast_h264::codec::codec_string;
 use framecast_h264::nal::{annexb_nals, avcc_nals, nal_type, NalType};
@@ -346,6 +348,101 @@ fn check_stream(config: &EncoderConfig, frames: u64, force: &[u64]) -> Result<()
     Ok(())
 }
 
+/// Mean absolute difference between decoded luma and the luma of `rgba` (limited range; the
+/// smaller of the BT.601 and BT.709 readings, so the check does not depend on the matrix).
+#[cfg(feature = "openh264")]
+fn luma_error(img: &Yuv420Image, rgba: &[u8], w: u32, h: u32) -> f64 {
+    let mut err = [0f64; 2];
+    for y in 0..h as usize {
+        for x in 0..w as usize {
+            let i = (y * w as usize + x) * 4;
+            let (r, g, b) = (rgba[i] as f64, rgba[i + 1] as f64, rgba[i + 2] as f64);
+            let got = img.y()[y * img.y_stride() + x] as f64;
+            for (e, (kr, kb)) in err.iter_mut().zip([(0.299, 0.114), (0.2126, 0.0722)]) {
+                let luma = kr * r + (1.0 - kr - kb) * g + kb * b;
+                *e += (16.0 + luma * 219.0 / 255.0 - got).abs();
+            }
+        }
+    }
+    err[0].min(err[1]) / (w as f64 * h as f64)
+}
+
+/// A live rate change ([`Encoder::set_rate`]) takes effect without an IDR: the frames after a
+/// cut from 4 Mb/s to 250 kb/s are much smaller, none is an IDR, and the stream decodes to
+/// the source picture. Backends that cannot change the rate live say so (`Ok(false)`).
+fn check_live_rate(config: &EncoderConfig) -> Result<(), String> {
+    let mut config = config.clone();
+    config.keyframe_interval = 0;
+    config.bitrate = 4_000_000;
+    let mut enc = Encoder::new(config.clone()).map_err(|e| e.to_string())?;
+    let (w, h) = (config.width, config.height);
+    let mut pk = Vec::new();
+    let mut last = Vec::new();
+    for i in 0..60u64 {
+        if i == 30 {
+            match enc.set_rate(250_000, config.fps) {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(e) => return Err(format!("set_rate: {e}")),
+            }
+        }
+        last = synthetic_frame(w, h, i);
+        let frame = Frame::rgba8(&last, w, h, w as usize * 4).map_err(|e| e.to_string())?;
+        let meta = FrameMeta {
+            token: i,
+            pts_ns: i as i64 * config.frame_duration_ns(),
+            force_keyframe: false,
+        };
+        if enc.send_frame(&frame, meta).map_err(|e| e.to_string())? != SendOutcome::Accepted {
+            return Err(format!(
+                "frame {i} was not accepted by a synchronous encoder"
+            ));
+        }
+        while let Some(ev) = enc.receive().map_err(|e| e.to_string())? {
+            if let EncoderEvent::Packet(p) = ev {
+                pk.push(p);
+            }
+        }
+    }
+    pk.extend(
+        packets(&enc.flush().map_err(|e| e.to_string())?)
+            .into_iter()
+            .cloned(),
+    );
+    if pk.len() != 60 {
+        return Err(format!("{} packets for 60 frames", pk.len()));
+    }
+    if let Some(p) = pk.iter().skip(1).find(|p| p.keyframe) {
+        return Err(format!("the rate change cost an IDR (frame {})", p.token));
+    }
+    let bytes = |r: std::ops::Range<usize>| pk[r].iter().map(|p| p.data.len()).sum::<usize>();
+    let (before, after) = (bytes(10..30), bytes(40..60));
+    if after * 3 > before {
+        return Err(format!(
+            "frames 40..60 after the cut to 250 kb/s took {after} bytes, frames 10..30 at 4 Mb/s {before}: not a third"
+        ));
+    }
+    #[cfg(feature = "openh264")]
+    {
+        let mut dec = crate::decode::H264Decoder::new().map_err(|e| e.to_string())?;
+        let mut pictures = Vec::new();
+        for p in &pk {
+            pictures.extend(dec.decode(&p.data).map_err(|e| e.to_string())?);
+        }
+        pictures.extend(dec.flush().map_err(|e| e.to_string())?);
+        if pictures.len() != 60 {
+            return Err(format!("decoded {} pictures of 60", pictures.len()));
+        }
+        let err = luma_error(&pictures[59], &last, w, h);
+        if err > 12.0 {
+            return Err(format!(
+                "the last picture after the cut is off by {err:.1} luma levels on average"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Every submitted frame comes out exactly once, as a packet or a drop report, under a
 /// dropping policy with a small in-flight limit.
 fn check_accounting(config: &EncoderConfig) -> Result<(), String> {
@@ -446,6 +543,14 @@ pub fn run(backend: &str, mode: EncodeMode) -> Vec<Check> {
 
     let c = base_config(backend, mode, 1280, 720);
     add("720p stream", check_stream(&c, 8, &[3]));
+
+    if mode == EncodeMode::Sync {
+        let c = base_config(backend, mode, 640, 360);
+        add(
+            "live rate change: smaller frames, no IDR, decodes to the source",
+            check_live_rate(&c),
+        );
+    }
 
     if let EncodeMode::Pipelined { .. } = mode {
         for policy in [

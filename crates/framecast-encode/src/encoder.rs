@@ -165,6 +165,26 @@ impl Encoder {
         &self.config
     }
 
+    /// Change the target bitrate (bits/s) and frame rate for the frames sent from now on,
+    /// without a keyframe. `Ok(false)` when the backend cannot change them live, or the
+    /// encoder is pipelined (the backend is busy on its own thread): rebuild it instead.
+    pub fn set_rate(&mut self, bitrate: u32, fps: f64) -> Result<bool, EncodeError> {
+        if !(fps.is_finite() && fps > 0.0) || bitrate == 0 {
+            return Err(EncodeError::InvalidConfig(format!(
+                "rate {bitrate} bit/s at {fps} fps: both must be positive"
+            )));
+        }
+        let Mode::Sync { core, .. } = &mut self.mode else {
+            return Ok(false);
+        };
+        let changed = core.backend.set_rate(bitrate, fps)?;
+        if changed {
+            self.config.bitrate = bitrate;
+            self.config.fps = fps;
+        }
+        Ok(changed)
+    }
+
     /// The backend's registry name.
     pub fn backend_name(&self) -> &'static str {
         self.backend_name

@@ -233,6 +233,38 @@ impl BackendEncoder for OpenH264Backend {
         Ok(())
     }
 
+    fn set_rate(&mut self, bitrate: u32, fps: f64) -> Result<bool, EncodeError> {
+        // The `openh264` crate fixes the rate at creation; OpenH264 itself changes it live
+        // through SetOption (the same call its own RTC samples make), with no IDR.
+        let mut info = openh264_sys2::SBitrateInfo {
+            iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
+            iBitrate: bitrate.min(i32::MAX as u32) as i32,
+        };
+        let mut rate = fps as f32;
+        // SAFETY: the encoder is initialised; OpenH264 reads an SBitrateInfo / a float through
+        // the pointers during the calls only.
+        let (a, b) = unsafe {
+            let api = self.encoder.raw_api();
+            (
+                api.set_option(
+                    openh264_sys2::ENCODER_OPTION_BITRATE,
+                    (&raw mut info).cast(),
+                ),
+                api.set_option(
+                    openh264_sys2::ENCODER_OPTION_FRAME_RATE,
+                    (&raw mut rate).cast(),
+                ),
+            )
+        };
+        if a != 0 || b != 0 {
+            return Err(EncodeError::Backend {
+                backend: NAME,
+                message: format!("SetOption(bitrate {bitrate}, {fps} fps) failed: {a}/{b}"),
+            });
+        }
+        Ok(true)
+    }
+
     fn poll(&mut self) -> Result<Option<RawAccessUnit>, EncodeError> {
         Ok(self.ready.pop_front())
     }
