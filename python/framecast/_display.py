@@ -257,6 +257,7 @@ def serve(
     still_after: float | None = None,
     resize_policy: str = "publisher",
     max_render_dimension: int | None = None,
+    adaptive: bool = True,
 ) -> Display:
     """Serve one stream of ``width`` x ``height`` at ``http://host:port/`` and return its
     :class:`Display`; the server runs on background threads and this returns at once.
@@ -272,6 +273,11 @@ def serve(
       the resting frame again losslessly after this long without a publish.
     * ``resize_policy``: ``"publisher"`` or ``"match_client"`` (then :attr:`Display.target_size`
       follows the viewers, clamped to ``max_render_dimension``).
+    * ``adaptive``: congestion control (on by default). Each viewer's link sets its bitrate
+      (down to a tenth of ``bitrate``), frame rate and in-flight window, so latency stays low
+      on slow and changing networks; a viewer on a much slower link gets a lower encoder tier
+      of its own. Viewers see changes as pdum.rfb's ``set_quality``. ``False``: every viewer
+      gets ``bitrate`` and ``fps``.
 
     Raises ``OSError`` when the port is taken, ``ValueError`` for bad settings.
     """
@@ -291,6 +297,7 @@ def serve(
             still_after=still_after,
             resize_policy=resize_policy,
             max_render_dimension=max_render_dimension,
+            adaptive=adaptive,
         )
     except BaseException:
         server.close()

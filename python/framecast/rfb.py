@@ -11,7 +11,9 @@ Provided: ``await serve(...)`` (same keywords), ``await serve_server(...)`` with
 
 pdum.rfb keywords with no framecast counterpart are accepted: ``has_nvenc``, ``gpu``,
 ``encode_pipeline_depth``, ``own_frames`` (framecast always copies once into a recycled
-buffer), ``record_events``/``event_log`` and ``adaptive`` are ignored with a warning;
+buffer) and ``record_events``/``event_log`` are ignored with a warning. ``adaptive`` maps to
+framecast's congestion control, which is on unless ``adaptive=False`` is given (pdum.rfb's
+controller is off by default; framecast's keeps latency low on slow links, so it stays on);
 ``authenticate`` (a callback) raises ``NotImplementedError`` rather than leave a stream
 open that its author meant to protect: use ``token=`` of :func:`framecast.serve`.
 """
@@ -88,7 +90,7 @@ class InputEvent:
     received_us: int
 
 
-_IGNORED = ("has_nvenc", "gpu", "encode_pipeline_depth", "record_events", "event_log", "adaptive")
+_IGNORED = ("has_nvenc", "gpu", "encode_pipeline_depth", "record_events", "event_log")
 _FORMATS = {"rgb24": "rgb", "rgba8": "rgba", "bgra8": "bgra", "nv12": "nv12"}
 
 

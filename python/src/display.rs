@@ -68,7 +68,7 @@ impl NativeServer {
         name, width, height, *, fps = 30.0, bitrate = None, max_inflight = 2, token = None,
         transport = "auto", backend = None, stats_interval = None, still_after = None,
         resize_policy = "publisher", max_render_dimension = None, image_format = "jpeg",
-        jpeg_quality = 80, pixel_ratio = None, color = None
+        jpeg_quality = 80, pixel_ratio = None, color = None, adaptive = true
     ))]
     fn add_stream(
         &self,
@@ -89,8 +89,10 @@ impl NativeServer {
         jpeg_quality: u8,
         pixel_ratio: Option<f64>,
         color: Option<&Bound<'_, PyAny>>,
+        adaptive: bool,
     ) -> PyResult<NativeDisplay> {
         let mut c = StreamConfig::new(width, height);
+        c.adaptive = adaptive;
         c.fps = fps;
         c.bitrate =
             bitrate.unwrap_or_else(|| framecast_encode::default_bitrate(width, height, fps));

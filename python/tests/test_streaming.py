@@ -251,3 +251,29 @@ def test_metrics_endpoint_json_matches_metrics():
             await display.aclose()
 
     run(main())
+
+
+def test_congestion_control_is_on_by_default_and_adaptive_false_turns_it_off():
+    async def main():
+        for adaptive in (True, False):
+            display = framecast.serve(W, H, port=0, bitrate=2_000_000, adaptive=adaptive)
+            pub = asyncio.create_task(publishing(display))
+            try:
+                async with Viewer(display.ws_url) as v:
+                    await v.next_text()
+                    await v.frames(10)
+                    m = display.metrics()
+            finally:
+                pub.cancel()
+                await display.aclose()
+            viewer, group = m["viewers"][0], m["groups"][0]
+            # A loopback viewer that keeps up: full quality either way.
+            assert group["target_bitrate"] == 2_000_000 and group["target_fps"] == 30
+            if adaptive:
+                cc = viewer["congestion"]
+                assert cc["state"] == "full" and cc["target_bitrate"] == 2_000_000, cc
+                assert cc["window"] >= 2, cc
+            else:
+                assert "congestion" not in viewer, viewer
+
+    run(main())

@@ -284,6 +284,50 @@ describe("pdum.rfb 0.3's own viewer against framecast serve", { skip: skip || (!
   }
 });
 
+describe("congestion control: a throttled viewer gets set_quality, and pdum.rfb's viewer shows it", { skip: skip || (!haveFile(PEER_PY) && `no pdum.rfb peer under ${PDUM_STATIC}`) }, () => {
+  const FULL = 3_000_000;
+  let server, port, site, browser;
+  before(async () => {
+    port = await freePort();
+    server = await startServer(FRAMECAST, ["serve", "--pattern", "plasma", "--size", `${W}x${H}`, "--bitrate", "3M",
+      "--listen", `127.0.0.1:${port}`], port);
+    site = await staticServer({ routes: { "/pdum/": pdumStaticDir(), "/pages/": path.join(ROOT, "tests/browser/pages") } });
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await site?.close();
+    await server?.stop();
+  });
+
+  it("lowers the rate for a viewer on a 400 kb/s connection; pdum's viewer reports the new target", async () => {
+    const page = await newPage(browser);
+    await page.goto(`${site.url}/pages/pdum-viewer.html?ws=ws://127.0.0.1:${port}/`);
+    await waitInPage(page, () => window.__rfb && window.__rfb.stats().framesDisplayed >= 10, null, "10 frames at full speed");
+    // DevTools network emulation throttles the page's WebSocket: the server sees a slow link.
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Network.enable");
+    await cdp.send("Network.emulateNetworkConditions", {
+      offline: false, latency: 60, downloadThroughput: 50_000, uploadThroughput: 50_000,
+    });
+    const s = await waitInPage(page, (full) => {
+      const s = window.__rfb.stats();
+      return typeof s.targetBitrate === "number" && s.targetBitrate < full / 2 ? s : null;
+    }, FULL, "a set_quality below half the configured rate");
+    // The server says the same: its metrics show the viewer's controller and group below it.
+    const m = await (await fetch(`http://127.0.0.1:${port}/streams/default/metrics`)).json();
+    const v = m.viewers[0];
+    const g = m.groups.find((g) => g.id === v.group);
+    assert.ok(v.congestion && v.congestion.decreases >= 1, JSON.stringify(v));
+    assert.ok(g.target_bitrate < FULL / 2, JSON.stringify(g));
+    assert.ok(s.targetFps > 0, JSON.stringify(s));
+    // Back to an open connection: the rate climbs back to the configured one.
+    await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    await waitInPage(page, (full) => window.__rfb.stats().targetBitrate === full, FULL, "set_quality back at the configured rate");
+    await page.close();
+  });
+});
+
 // --- the demo: paint scene (input lands at the right frame pixel) and live controls ----------
 
 const demoSkip = skip || (!haveFile(FRAMECAST) && "no binary");

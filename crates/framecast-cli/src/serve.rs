@@ -57,6 +57,11 @@ pub struct LiveArgs {
     /// Send the resting frame once more, losslessly, after this many seconds without a change.
     #[arg(long, value_name = "SECONDS")]
     still_after: Option<f64>,
+    /// Turn congestion control off: every viewer gets --bitrate and --fps whatever its link
+    /// (by default each viewer's link sets its rate, frame rate and in-flight window, and a
+    /// viewer on a much slower link gets a lower encoder tier of its own).
+    #[arg(long)]
+    no_adaptive: bool,
 }
 
 /// Arguments of `framecast demo`.
@@ -118,6 +123,7 @@ fn configs(
     stream.stats_interval = (a.stats_interval > 0.0 && a.stats_interval.is_finite())
         .then(|| Duration::from_secs_f64(a.stats_interval));
     stream.still_after = a.still_after.map(Duration::from_secs_f64);
+    stream.adaptive = !a.no_adaptive;
     let server = ServerConfig {
         listen: a.listen,
         allowed_origins: a.allow_origin.clone(),

@@ -93,6 +93,11 @@ pub struct StreamConfig {
     pub pixel_ratio: Option<f64>,
     /// `color` tag sent in headers and `config`.
     pub color: Option<WireColor>,
+    /// Congestion control (on by default): each video viewer's link sets its bitrate, frame
+    /// rate and in-flight window below `bitrate`/`fps`, and a viewer on a much slower link
+    /// moves to a lower encoder tier. `false`: everyone gets `bitrate` and `fps` (pdum.rfb's
+    /// default, `adaptive=False`).
+    pub adaptive: bool,
 }
 
 impl StreamConfig {
@@ -117,6 +122,7 @@ impl StreamConfig {
             event_queue_size: 4096,
             pixel_ratio: None,
             color: None,
+            adaptive: true,
         }
     }
 
@@ -144,6 +150,7 @@ impl StreamConfig {
             max_viewers: self.max_viewers,
             pixel_ratio: self.pixel_ratio,
             color: self.color.clone().map(Arc::new),
+            adaptive: self.adaptive.then(crate::session::AdaptiveConfig::default),
             ..SessionConfig::default()
         }
     }

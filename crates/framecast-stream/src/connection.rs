@@ -6,6 +6,7 @@ use crate::hub::Hub;
 use crate::protocol::close;
 use crate::session::{Admission, Rejection};
 use crate::stream::{Cmd, Outbound, StreamShared};
+use crate::tcp_info::TcpProbe;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::atomic::Ordering;
@@ -69,6 +70,7 @@ pub(crate) async fn run(
     name: String,
     url_token: Option<String>,
     mut socket: WebSocket,
+    probe: Option<TcpProbe>,
 ) {
     let Some(stream) = hub.stream(&name) else {
         tracing::info!(stream = %name, "connection to an unknown stream closed (4404)");
@@ -111,7 +113,8 @@ pub(crate) async fn run(
         }
     }
     tracing::info!(stream = %name, viewer = id, "viewer connected");
-    let linger = read_loop(&hub, &stream, id, socket, tx, rx).await;
+    let probe = probe.map(|p| (p, stream.cmd.clone(), id));
+    let linger = read_loop(&hub, &stream, id, socket, tx, rx, probe).await;
     let _ = stream.cmd.send(Cmd::Leave { id }).await;
     linger.await;
     tracing::info!(stream = %name, viewer = id, "viewer disconnected");
@@ -170,10 +173,11 @@ async fn read_loop(
     socket: WebSocket,
     tx: mpsc::Sender<Outbound>,
     rx: mpsc::Receiver<Outbound>,
+    probe: Option<TransportFeed>,
 ) -> impl std::future::Future<Output = ()> {
     let (sink, mut source) = socket.split();
     let (closing_tx, mut closing_rx) = oneshot::channel();
-    let writer = tokio::spawn(write_loop(sink, rx, closing_tx));
+    let writer = tokio::spawn(write_loop(sink, rx, closing_tx, probe));
     let mut limit = MessageLimit::new(hub.config.max_messages_per_second);
     let mut linger = Linger::None;
     loop {
@@ -268,17 +272,29 @@ where
     }
 }
 
-/// Writes a connection's outbound queue; `closing` fires once its close frame is out.
+/// Where a connection's `TCP_INFO` samples go: its reader, the stream task, its viewer id.
+type TransportFeed = (TcpProbe, mpsc::Sender<Cmd>, u64);
+
+/// Writes a connection's outbound queue; `closing` fires once its close frame is out. After
+/// each payload it reads the connection's `TCP_INFO` for congestion control.
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Outbound>,
     closing: oneshot::Sender<()>,
+    probe: Option<TransportFeed>,
 ) {
     while let Some(m) = rx.recv().await {
         let r = match m {
             Outbound::Text(t) => sink.send(Message::Text(t.into())).await,
             Outbound::Payload { chunk, seq } => {
-                sink.send(Message::Binary(chunk.envelope(seq))).await
+                let r = sink.send(Message::Binary(chunk.envelope(seq))).await;
+                if let Some((p, cmd, id)) = &probe {
+                    if let Some(sample) = p.sample() {
+                        // A full command queue just loses a sample; the next send brings one.
+                        let _ = cmd.try_send(Cmd::Transport { id: *id, sample });
+                    }
+                }
+                r
             }
             Outbound::Close(code, reason) => {
                 let _ = sink

@@ -7,12 +7,13 @@ use crate::assets;
 use crate::control;
 use crate::hub::{Hub, DEFAULT_STREAM};
 use crate::protocol::close;
+use crate::tcp_info::TcpProbe;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -163,14 +164,17 @@ fn page() -> Response {
 }
 
 type Upgrade = Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>;
+/// The connection's `TCP_INFO` reader, put on each request by the accept loop.
+type Probe = Option<Extension<TcpProbe>>;
 
 async fn root(
     State(hub): HubState,
     Query(query): Params,
     headers: HeaderMap,
+    probe: Probe,
     ws: Upgrade,
 ) -> Response {
-    page_or_socket(hub, DEFAULT_STREAM.to_owned(), query, headers, ws)
+    page_or_socket(hub, DEFAULT_STREAM.to_owned(), query, headers, probe, ws)
 }
 
 async fn named(
@@ -178,9 +182,10 @@ async fn named(
     Path(name): Path<String>,
     Query(query): Params,
     headers: HeaderMap,
+    probe: Probe,
     ws: Upgrade,
 ) -> Response {
-    page_or_socket(hub, name, query, headers, ws)
+    page_or_socket(hub, name, query, headers, probe, ws)
 }
 
 fn page_or_socket(
@@ -188,6 +193,7 @@ fn page_or_socket(
     name: String,
     query: HashMap<String, String>,
     headers: HeaderMap,
+    probe: Probe,
     ws: Upgrade,
 ) -> Response {
     let Ok(ws) = ws else {
@@ -200,9 +206,10 @@ fn page_or_socket(
     let token = request_token(&query, &headers);
     let max = hub.config.max_message_bytes;
     let tasks = hub.tasks.clone();
+    let probe = probe.map(|Extension(p)| p);
     ws.max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| {
-            tasks.track_future(crate::connection::run(hub, name, token, socket))
+            tasks.track_future(crate::connection::run(hub, name, token, socket, probe))
         })
 }

@@ -66,6 +66,7 @@ mod access;
 pub mod assets;
 mod blocking;
 mod config;
+mod congestion_report;
 mod connection;
 mod control;
 mod display;
@@ -78,6 +79,7 @@ pub mod protocol;
 mod server;
 pub mod session;
 mod stream;
+mod tcp_info;
 mod worker;
 
 pub use blocking::BlockingDisplay;

@@ -47,7 +47,11 @@ pub(crate) async fn accept_loop(hub: Arc<Hub>, listener: TcpListener, app: axum:
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        let app = match crate::tcp_info::TcpProbe::new(&tcp) {
+            Some(probe) => app.clone().layer(axum::Extension(probe)),
+            None => app.clone(),
+        };
+        let service = TowerToHyperService::new(app);
         let header_timeout = hub.config.header_timeout;
         let mut stop = hub.shutdown.subscribe();
         hub.tasks.spawn(async move {

@@ -18,6 +18,7 @@
 //! malformed control message, 1009 for an oversized message, 1013 when a stream is full,
 //! 1001 when the server shuts down.
 
+use crate::congestion_report::CcSnapshot;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -451,6 +452,21 @@ pub struct StatsMessage {
     pub target_bitrate: u64,
     /// Encoder target frame rate.
     pub target_fps: f64,
+    /// framecast's extension: what congestion control is doing for this viewer (absent when
+    /// adaptation is off; pdum.rfb's viewer ignores it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub congestion: Option<CongestionStats>,
+}
+
+/// The `congestion` field of framecast's `stats`: the viewer's encoder tier and its
+/// controller's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CongestionStats {
+    /// Encoder tier (0 = the best quality the stream offers now).
+    pub tier: usize,
+    /// The controller.
+    #[serde(flatten)]
+    pub cc: CcSnapshot,
 }
 
 /// `set_viewport` fields (CSS and backing sizes of the viewer's canvas).

@@ -11,7 +11,8 @@ use crate::config::StreamConfig;
 use crate::protocol::close;
 use crate::session::{
     Action, EncodeFailure, EncodedFrame, EncoderSettings, FrameInfo, FrameTags, GroupId,
-    InputEvent, Rejection, StreamCore, StreamMetrics, StreamSnapshot, TransportPolicy, ViewerId,
+    InputEvent, Rejection, StreamCore, StreamMetrics, StreamSnapshot, TransportPolicy,
+    TransportSample, ViewerId,
 };
 use crate::worker::{GroupWorker, SharedFrame, WorkerJob};
 use serde_json::{json, Value};
@@ -53,6 +54,11 @@ pub(crate) enum Cmd {
     },
     Leave {
         id: ViewerId,
+    },
+    /// A `TCP_INFO` sample of a viewer's connection.
+    Transport {
+        id: ViewerId,
+        sample: TransportSample,
     },
     EncodeDone {
         group: GroupId,
@@ -284,9 +290,10 @@ impl StreamTask {
                 let _ = reply.send(joined);
             }
             Cmd::Text { id, text } => self.core.handle_text(id, &text, now),
+            Cmd::Transport { id, sample } => self.core.transport_sample(id, sample, now),
             Cmd::Leave { id } => {
                 self.viewers.remove(&id);
-                self.core.remove_viewer(id);
+                self.core.remove_viewer(id, now);
             }
             Cmd::EncodeDone { group, job, result } => {
                 self.core.encode_done(group, job, result, now);
@@ -320,14 +327,16 @@ impl StreamTask {
                 Action::SendText { viewer, text } => {
                     if let Some(tx) = self.viewers.get(&viewer) {
                         if tx.try_send(Outbound::Text(text)).is_err() {
-                            self.core.send_failed(viewer, None);
+                            self.core
+                                .send_failed(viewer, None, self.shared.start.elapsed());
                         }
                     }
                 }
                 Action::SendPayload { viewer, seq, chunk } => {
                     if let Some(tx) = self.viewers.get(&viewer) {
                         if tx.try_send(Outbound::Payload { chunk, seq }).is_err() {
-                            self.core.send_failed(viewer, Some(seq));
+                            self.core
+                                .send_failed(viewer, Some(seq), self.shared.start.elapsed());
                         }
                     }
                 }

@@ -91,6 +91,16 @@ fn encode_image(fmt: ImageFormat, w: &WorkerJob) -> Result<EncodedFrame, EncodeF
 fn encode_video(slot: &mut Option<Encoder>, w: &WorkerJob) -> Result<EncodedFrame, EncodeFailure> {
     let (width, height) = (w.frame.width(), w.frame.height());
     let s = &w.job.settings;
+    // Congestion control moved the group's rate: change it live (no IDR) where the backend
+    // can; otherwise rebuild (the next frame is then an IDR).
+    let rate_stuck = slot.as_mut().is_some_and(|e| {
+        let c = e.config();
+        let moved = c.bitrate != s.bitrate || (c.fps - s.fps).abs() > 1e-6;
+        moved && !matches!(e.set_rate(s.bitrate, s.fps), Ok(true))
+    });
+    if rate_stuck {
+        *slot = None;
+    }
     let rebuild = slot.as_ref().is_none_or(|e| {
         let c = e.config();
         c.width != width || c.height != height || c.backend != s.backend

@@ -68,8 +68,13 @@ impl Sim {
         }
     }
 
+    /// The delivery rules at a fixed window and quality: congestion control (on by default)
+    /// is off here; `congestion_sim.rs` tests it over a simulated link.
     fn default() -> Self {
-        Self::new(SessionConfig::default())
+        Self::new(SessionConfig {
+            adaptive: None,
+            ..SessionConfig::default()
+        })
     }
 
     fn drain(&mut self) {

@@ -317,6 +317,7 @@ function createOverlay(canvas, visible) {
         `bitrate   ${fmtRate(s.bitrate_bps)}`,
         `dropped   ${s.dropped ?? 0} here, ${s.server_dropped ?? "–"} at server`,
         `recovered ${s.recoveries ?? 0}`,
+        `adaptive  ${adaptiveLine(s)}`,
       ].join("\n");
     },
     toggle() {
@@ -326,4 +327,12 @@ function createOverlay(canvas, visible) {
     visible: () => el.style.display !== "none",
     remove: () => el.remove(),
   };
+}
+
+/** The overlay's congestion-control line: state, target rate and frame rate, tier, queue. */
+function adaptiveLine(s) {
+  const c = s.congestion;
+  if (!c) return s.target_bitrate ? `target ${fmtRate(s.target_bitrate)} ${fmt(s.target_fps)} fps` : "off";
+  return `${c.state} ${fmtRate(s.target_bitrate ?? c.target_bitrate)} ${fmt(s.target_fps ?? c.target_fps)} fps` +
+    ` tier ${c.tier} queue ${fmt(c.queue_ms, 0, " ms")}`;
 }

@@ -514,6 +514,11 @@ function snapshot() {
     server_fps_sent: s.fps_sent ?? null,
     server_bitrate_bps: s.bitrate_bps ?? null,
     encode_ms: s.encode_ms ?? null,
+    // The server's congestion control (framecast's stats extension) and its latest
+    // set_quality target.
+    target_bitrate: s.target_bitrate ?? null,
+    target_fps: s.target_fps ?? null,
+    congestion: s.congestion ?? null,
     decode_queue_size: decoder ? decoder.decodeQueueSize : 0,
     received: counters.received,
     displayed: counters.displayed,

@@ -1,6 +1,7 @@
 //! What a stream offers and how its sessions behave: transports, encoder settings, resize
 //! policy, and the delivery knobs of [`SessionConfig`].
 
+use super::congestion::AdaptiveConfig;
 use crate::protocol::{WireColor, CAP_H264_ANNEXB, CAP_JPEG, CAP_PNG};
 use serde::Serialize;
 use std::sync::Arc;
@@ -164,6 +165,10 @@ pub struct SessionConfig {
     pub pixel_ratio: Option<f64>,
     /// `color` tag for headers and `config`.
     pub color: Option<Arc<WireColor>>,
+    /// Congestion control, on by default: each video viewer's link sets its bitrate, frame
+    /// rate and in-flight window, and viewers on much slower links move to lower encoder
+    /// tiers. `None`: everyone gets the configured quality and `max_inflight`.
+    pub adaptive: Option<AdaptiveConfig>,
 }
 
 impl Default for SessionConfig {
@@ -189,6 +194,7 @@ impl Default for SessionConfig {
             sync_wait: Duration::from_millis(100),
             pixel_ratio: None,
             color: None,
+            adaptive: Some(AdaptiveConfig::default()),
         }
     }
 }

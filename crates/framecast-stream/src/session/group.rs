@@ -1,10 +1,9 @@
 //! An encoder group: the viewers that share one encoder and one bitstream, and the one job
 //! that may be running for them.
 
-use super::config::GroupKind;
+use super::config::{EncoderSettings, GroupKind};
 use super::ids::{FrameInfo, FrameTags, ViewerId};
-use super::viewer::ema;
-use super::window::SampleRing;
+use super::window::{ema, SampleRing};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +18,11 @@ pub(super) struct Job {
 #[derive(Debug)]
 pub(super) struct Group {
     pub kind: GroupKind,
+    /// What this group's encoder runs at: the stream's settings, or (video, with congestion
+    /// control) the bitrate and frame rate its slowest member sustains.
+    pub settings: Arc<EncoderSettings>,
+    /// When its last job started (the frame-rate lever spaces jobs).
+    pub last_job_at: Option<Duration>,
     pub job_counter: u64,
     pub busy: Option<Job>,
     /// Last frame id submitted for encoding.
@@ -38,9 +42,11 @@ pub(super) struct Group {
 }
 
 impl Group {
-    pub fn new(kind: GroupKind) -> Self {
+    pub fn new(kind: GroupKind, settings: Arc<EncoderSettings>) -> Self {
         Group {
             kind,
+            settings,
+            last_job_at: None,
             job_counter: 0,
             busy: None,
             last_submitted: None,
@@ -57,8 +63,26 @@ impl Group {
         }
     }
 
+    /// The earliest a job may start when the frame-rate lever has lowered this group's rate
+    /// below `full_fps` (10% early is allowed, so a publisher at exactly that rate is never
+    /// held back by jitter). `None`: no limit now.
+    pub fn next_job_at(&self, full_fps: f64) -> Option<Duration> {
+        let fps = self.settings.fps;
+        if fps <= 0.0 || fps >= full_fps - 1e-6 {
+            return None;
+        }
+        Some(self.last_job_at? + Duration::from_secs_f64(0.9 / fps))
+    }
+
     /// Start a job: returns its number.
-    pub fn start(&mut self, frame: FrameInfo, tags: FrameTags, recipients: Vec<ViewerId>) -> u64 {
+    pub fn start(
+        &mut self,
+        frame: FrameInfo,
+        tags: FrameTags,
+        recipients: Vec<ViewerId>,
+        now: Duration,
+    ) -> u64 {
+        self.last_job_at = Some(now);
         self.job_counter += 1;
         self.busy = Some(Job {
             id: self.job_counter,

@@ -2,6 +2,7 @@
 //! [`StreamSnapshot`] the shell publishes after every step of the core.
 
 use super::config::{EncoderSettings, GroupKind, TransportPolicy};
+use super::congestion::CcSnapshot;
 use super::ids::{GroupId, ViewerId};
 use serde::Serialize;
 use std::sync::Arc;
@@ -46,6 +47,13 @@ pub struct ViewerMetrics {
     pub backstops: u64,
     /// `request_keyframe` messages received.
     pub keyframe_requests: u64,
+    /// Its group.
+    pub group: GroupId,
+    /// Moves between encoder tiers.
+    pub tier_moves: u64,
+    /// Congestion control (absent when adaptation is off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub congestion: Option<CcSnapshot>,
 }
 
 /// One encoder group's counters.
@@ -71,6 +79,12 @@ pub struct GroupMetrics {
     pub codec: Option<Arc<str>>,
     /// Failed encodes.
     pub failures: u64,
+    /// Tier among the groups of its kind (0 = best).
+    pub tier: usize,
+    /// Bitrate its encoder runs at.
+    pub target_bitrate: u32,
+    /// Frame rate its encoder runs at.
+    pub target_fps: f64,
 }
 
 /// A stream's counters.

@@ -50,9 +50,11 @@
 
 mod admission;
 mod config;
+mod congestion;
 mod group;
 mod ids;
 mod metrics;
+mod tiers;
 mod viewer;
 mod window;
 
@@ -61,6 +63,7 @@ pub use config::{
     select_transport, target_dims, EncoderSettings, GroupKind, ImageFormat, ResizePolicy,
     SessionConfig, TransportPolicy, UnknownTransport,
 };
+pub use congestion::{AdaptiveConfig, CcSnapshot, CcState, Targets, TransportSample};
 pub use ids::{FrameInfo, FrameTags, GroupId, ViewerId};
 pub use metrics::{GroupMetrics, StreamMetrics, StreamSnapshot, ViewerMetrics};
 pub use window::{RateWindow, SampleRing};
@@ -70,6 +73,7 @@ use crate::protocol::{
     StatsMessage, VideoChunkHeader, ViewerEvent, WireTransport,
 };
 use bytes::Bytes;
+use congestion::Controller;
 use group::Group;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -318,9 +322,13 @@ impl StreamCore {
             }
             let pending =
                 g.busy.is_none() && self.latest.is_some_and(|f| g.last_submitted != Some(f.id));
-            let max = self.config.max_inflight;
-            if pending && self.members(id).any(|(_, v)| v.ready(max)) {
-                for (_, v) in self.members(id).filter(|(_, v)| !v.ready(max)) {
+            if pending {
+                if let Some(t) = g.next_job_at(self.config.encoder.fps) {
+                    at(t);
+                }
+            }
+            if pending && self.members(id).any(|(_, v)| v.ready()) {
+                for (_, v) in self.members(id).filter(|(_, v)| !v.ready()) {
                     if let Some(deadline) = self.sync_deadline(v) {
                         at(deadline);
                     }
@@ -336,14 +344,37 @@ impl StreamCore {
             .unwrap_or(self.initial_size)
     }
 
+    /// The group a viewer of `kind` joins: the best tier of that kind, or a new group.
     fn group_for(&mut self, kind: GroupKind) -> GroupId {
-        if let Some((&id, _)) = self.groups.iter().find(|(_, g)| g.kind == kind) {
+        let best = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.kind == kind)
+            .max_by_key(|(&id, g)| (g.settings.bitrate, std::cmp::Reverse(id)));
+        if let Some((&id, _)) = best {
             return id;
         }
+        self.new_group(kind, self.config.encoder.clone())
+    }
+
+    fn new_group(&mut self, kind: GroupKind, settings: Arc<EncoderSettings>) -> GroupId {
         let id = self.next_group;
         self.next_group += 1;
-        self.groups.insert(id, Group::new(kind));
+        self.groups.insert(id, Group::new(kind, settings));
         id
+    }
+
+    /// A congestion controller for a viewer of `kind`: active for video when adaptation is
+    /// on, pinned at the configured quality otherwise.
+    fn controller(&self, kind: GroupKind, now: Duration) -> Controller {
+        let max = Targets {
+            bitrate: self.config.encoder.bitrate,
+            fps: self.config.encoder.fps,
+            window: self.config.max_inflight.max(1),
+        };
+        let enabled = self.config.adaptive.is_some() && kind == GroupKind::Video;
+        let cfg = self.config.adaptive.clone().unwrap_or_default();
+        Controller::new(cfg, enabled, max, now)
     }
 
     fn members(&self, group: GroupId) -> impl Iterator<Item = (ViewerId, &Viewer)> {
@@ -407,19 +438,23 @@ impl StreamCore {
         let g = self.groups.get_mut(&group).expect("just found or made");
         g.force_keyframe = true;
         let codec = g.codec.clone();
-        let viewer = Viewer::new(supported, group, self.config.max_events_per_second, now);
+        let cc = self.controller(kind, now);
+        let viewer = Viewer::new(supported, group, self.config.max_events_per_second, cc, now);
         self.viewers.insert(id, viewer);
         let text = self.config_text(kind, codec.as_deref());
         self.actions
             .push_back(Action::SendText { viewer: id, text });
+        self.retune(now);
         self.schedule(group, now, Trigger::Other);
         Ok(())
     }
 
     /// A viewer disconnected. Its group is closed when it was the last one.
-    pub fn remove_viewer(&mut self, id: ViewerId) {
+    pub fn remove_viewer(&mut self, id: ViewerId, now: Duration) {
         if let Some(v) = self.viewers.remove(&id) {
             self.close_group_if_empty(v.group);
+            // The group's rate no longer has to suit the viewer that left.
+            self.retune(now);
         }
     }
 
@@ -464,12 +499,17 @@ impl StreamCore {
         if g.busy.is_some() || g.last_submitted == Some(frame.id) {
             return;
         }
-        let max = self.config.max_inflight;
+        // The frame-rate lever: too soon after the last job (poll_timeout wakes us).
+        if g.next_job_at(self.config.encoder.fps)
+            .is_some_and(|t| now < t)
+        {
+            return;
+        }
         let video = g.kind == GroupKind::Video;
         let mut ready = Vec::new();
         let mut waiting = Vec::new();
         for (id, v) in self.members(group) {
-            if v.ready(max) {
+            if v.ready() {
                 ready.push(id);
             } else {
                 waiting.push(id);
@@ -485,7 +525,9 @@ impl StreamCore {
             // Encoded for nobody (yet): nobody's reference chain breaks.
             if trigger == Trigger::Publish {
                 for &id in &waiting {
-                    self.viewer_mut(id).count_drop(frame.id);
+                    let v = self.viewer_mut(id);
+                    v.count_drop(frame.id);
+                    v.offered(false, now);
                 }
             }
             return;
@@ -494,12 +536,16 @@ impl StreamCore {
         for &id in &waiting {
             let v = self.viewer_mut(id);
             v.count_drop(frame.id);
+            v.offered(false, now);
             if video {
                 v.lose_sync();
             }
         }
+        for &id in &ready {
+            self.viewer_mut(id).offered(true, now);
+        }
         let force = self.group_must_key(group, &ready, now);
-        self.start_job(group, frame, ready, force, false);
+        self.start_job(group, frame, ready, force, false, now);
     }
 
     /// Whether the next job for `ready` must be an IDR: the group says so, or a viewer needs
@@ -529,9 +575,7 @@ impl StreamCore {
         g.kind == GroupKind::Video
             && g.busy.is_none()
             && self.latest.is_some_and(|f| g.last_submitted == Some(f.id))
-            && self
-                .members(id)
-                .any(|(_, v)| v.needs_keyframe && v.ready(self.config.max_inflight))
+            && self.members(id).any(|(_, v)| v.needs_keyframe && v.ready())
     }
 
     /// When a waiting recovery is served by re-sending the latest frame: once the interval
@@ -560,6 +604,7 @@ impl StreamCore {
         recipients: Vec<ViewerId>,
         force_keyframe: bool,
         still: bool,
+        now: Duration,
     ) {
         let resized = self.groups[&group].size != Some((frame.width, frame.height));
         if resized && self.groups[&group].size.is_some() {
@@ -574,12 +619,12 @@ impl StreamCore {
                 });
             }
         }
-        let settings = self.config.encoder.clone();
         let g = self.groups.get_mut(&group).expect("caller checked");
+        let settings = g.settings.clone();
         g.size = Some((frame.width, frame.height));
         g.force_keyframe = false;
         g.last_submitted = Some(frame.id);
-        let job = g.start(frame, self.latest_tags.clone(), recipients);
+        let job = g.start(frame, self.latest_tags.clone(), recipients, now);
         self.actions.push_back(Action::Encode(EncodeJob {
             group,
             kind: g.kind,
@@ -622,13 +667,14 @@ impl StreamCore {
             }
         };
         let kind = g.kind;
+        let fps = g.settings.fps;
         let keyframe = encoded.keyframe || matches!(kind, GroupKind::Image(_));
         g.encoded(keyframe, encoded.encode_ms, now);
         if encoded.codec.is_some() {
             g.codec.clone_from(&encoded.codec);
         }
         let chunk = Arc::new(EnvelopeTemplate::new(
-            self.header(kind, &done.frame, &done.tags, &encoded, keyframe),
+            self.header(kind, &done.frame, &done.tags, &encoded, keyframe, fps),
             encoded.data,
         ));
         let bytes = chunk.payload.len();
@@ -669,6 +715,7 @@ impl StreamCore {
         tags: &FrameTags,
         encoded: &EncodedFrame,
         keyframe: bool,
+        fps: f64,
     ) -> BinaryHeader {
         match kind {
             GroupKind::Video => BinaryHeader::VideoChunk(VideoChunkHeader {
@@ -682,7 +729,7 @@ impl StreamCore {
                     .unwrap_or_else(|| protocol::DEFAULT_H264_CODEC.into()),
                 bitstream: "annexb".into(),
                 keyframe,
-                duration_us: Some((1e6 / self.config.encoder.fps) as u64),
+                duration_us: Some((1e6 / fps) as u64),
                 pixel_ratio: self.pixel_ratio(tags),
                 color: self.color(tags),
             }),
@@ -700,7 +747,8 @@ impl StreamCore {
 
     /// The shell could not hand a message to this viewer's connection (its queue is full: a
     /// stalled socket). The viewer missed a frame its group got, so it needs a keyframe.
-    pub fn send_failed(&mut self, viewer: ViewerId, seq: Option<u64>) {
+    /// Its link is far behind: congestion control halves its rate.
+    pub fn send_failed(&mut self, viewer: ViewerId, seq: Option<u64>, now: Duration) {
         let latest = self.latest.map_or(0, |f| f.id);
         if let Some(v) = self.viewers.get_mut(&viewer) {
             if let Some(seq) = seq {
@@ -708,7 +756,164 @@ impl StreamCore {
             }
             v.count_drop(latest);
             v.lose_sync();
+            v.cc.on_loss(now);
+            self.retune(now);
         }
+    }
+
+    /// What the kernel says about a viewer's TCP connection (the shell reads `TCP_INFO`
+    /// after sends). Feeds its congestion controller.
+    pub fn transport_sample(&mut self, viewer: ViewerId, sample: TransportSample, now: Duration) {
+        let Some(v) = self.viewers.get_mut(&viewer) else {
+            return;
+        };
+        v.transport(sample, now);
+        self.retune(now);
+    }
+
+    /// Apply congestion control's targets: move viewers between tiers where a wish to move
+    /// has held for [`tiers::TIER_HOLD`], then set each video group's rate and frame rate to
+    /// its slowest member's, telling its viewers with `set_quality` when they change.
+    fn retune(&mut self, now: Duration) {
+        if self.config.adaptive.is_none() {
+            return;
+        }
+        let views: Vec<tiers::GroupView> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.kind == GroupKind::Video)
+            .map(|(&id, g)| tiers::GroupView {
+                id,
+                rate: g.settings.bitrate,
+                peak: self
+                    .members(id)
+                    .map(|(_, v)| v.cc.targets().bitrate)
+                    .max()
+                    .unwrap_or(0),
+                members: self.members(id).count(),
+            })
+            .collect();
+        let mut moves = Vec::new();
+        for (&id, v) in self.viewers.iter_mut() {
+            if !views.iter().any(|g| g.id == v.group) {
+                continue;
+            }
+            let wish = tiers::desired(v.group, v.cc.targets().bitrate, &views);
+            let key = wish.map(|d| match d {
+                tiers::Dest::Join(g) => g,
+                tiers::Dest::New => 0,
+            });
+            match (key, v.tier_pressure) {
+                (None, _) => v.tier_pressure = None,
+                (Some(k), Some((since, held))) if held == k => {
+                    if now.saturating_sub(since) >= tiers::TIER_HOLD {
+                        moves.push((id, wish.expect("some")));
+                    }
+                }
+                (Some(k), _) => v.tier_pressure = Some((now, k)),
+            }
+        }
+        // One move per retune: the view above changes with each.
+        if let Some((id, dest)) = moves.into_iter().next() {
+            self.move_viewer(id, dest, now);
+        }
+        let ids: Vec<GroupId> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.kind == GroupKind::Video)
+            .map(|(&id, _)| id)
+            .collect();
+        for group in ids {
+            let (mut bitrate, mut fps) = (u32::MAX, f64::INFINITY);
+            for (_, v) in self.members(group) {
+                let t = v.cc.targets();
+                bitrate = bitrate.min(t.bitrate);
+                fps = fps.min(t.fps);
+            }
+            if bitrate == u32::MAX {
+                continue;
+            }
+            let g = self.groups.get_mut(&group).expect("listed");
+            let old = &g.settings;
+            // 3% dead band: rate control cannot follow finer steps, and each is a message.
+            let moved = (bitrate as f64 - old.bitrate as f64).abs() > 0.03 * old.bitrate as f64
+                || (bitrate == self.config.encoder.bitrate && old.bitrate != bitrate)
+                || (fps - old.fps).abs() > 1e-6;
+            if !moved {
+                continue;
+            }
+            g.settings = Arc::new(EncoderSettings {
+                bitrate,
+                fps,
+                ..(*self.config.encoder).clone()
+            });
+            self.announce_quality(group);
+        }
+    }
+
+    /// `set_quality` (pdum.rfb's message after each adaptive change) to a group's viewers.
+    fn announce_quality(&mut self, group: GroupId) {
+        let s = &self.groups[&group].settings;
+        let text = protocol::to_wire_string(&ServerMessage::SetQuality {
+            bitrate: s.bitrate as u64,
+            fps: s.fps,
+        });
+        let members: Vec<ViewerId> = self.members(group).map(|(id, _)| id).collect();
+        for viewer in members {
+            self.actions.push_back(Action::SendText {
+                viewer,
+                text: text.clone(),
+            });
+        }
+    }
+
+    /// Move a video viewer to another tier. It needs a keyframe of its new group's bitstream
+    /// (a new group's first frame is one; an existing group sends it as a recovery).
+    fn move_viewer(&mut self, id: ViewerId, dest: tiers::Dest, now: Duration) {
+        let target = self.viewers[&id].cc.targets();
+        let group = match dest {
+            tiers::Dest::Join(g) => g,
+            tiers::Dest::New => {
+                let settings = Arc::new(EncoderSettings {
+                    bitrate: target.bitrate,
+                    fps: target.fps,
+                    ..(*self.config.encoder).clone()
+                });
+                self.new_group(GroupKind::Video, settings)
+            }
+        };
+        let v = self.viewer_mut(id);
+        let from = std::mem::replace(&mut v.group, group);
+        v.tier_pressure = None;
+        v.needs_keyframe = true;
+        v.stats.tier_moves += 1;
+        tracing::info!(
+            viewer = id,
+            from,
+            to = group,
+            bitrate = target.bitrate,
+            "congestion control: viewer moves to another encoder tier"
+        );
+        self.close_group_if_empty(from);
+        let s = &self.groups[&group].settings;
+        let text = protocol::to_wire_string(&ServerMessage::SetQuality {
+            bitrate: s.bitrate as u64,
+            fps: s.fps,
+        });
+        self.actions
+            .push_back(Action::SendText { viewer: id, text });
+        self.schedule(group, now, Trigger::Other);
+    }
+
+    /// Tier of a group: its rank by bitrate among the groups of its kind (0 = best).
+    fn tier(&self, group: GroupId) -> usize {
+        let Some(g) = self.groups.get(&group) else {
+            return 0;
+        };
+        self.groups
+            .values()
+            .filter(|o| o.kind == g.kind && o.settings.bitrate > g.settings.bitrate)
+            .count()
     }
 
     /// A text message from a viewer (after `hello`). Malformed messages close that viewer
@@ -721,14 +926,14 @@ impl StreamCore {
             Ok(msg) => self.handle_message(viewer, msg, now),
             Err(e) => {
                 tracing::warn!(viewer, error = %e, "closing viewer: malformed control message");
-                self.close_viewer(viewer, close::MALFORMED, "malformed control message");
+                self.close_viewer(viewer, close::MALFORMED, "malformed control message", now);
             }
         }
     }
 
     /// Forget a viewer and ask the shell to close its connection.
-    pub fn close_viewer(&mut self, viewer: ViewerId, code: u16, reason: &str) {
-        self.remove_viewer(viewer);
+    pub fn close_viewer(&mut self, viewer: ViewerId, code: u16, reason: &str, now: Duration) {
+        self.remove_viewer(viewer, now);
         self.actions.push_back(Action::Close {
             viewer,
             code,
@@ -748,9 +953,11 @@ impl StreamCore {
                 seq,
                 decode_queue_size,
             } => {
-                v.acked(seq, now);
-                v.stats.decode_queue_size = decode_queue_size;
-                if let Some(interval) = self.config.stats_interval {
+                v.acked(seq, decode_queue_size, now);
+                self.retune(now);
+                let interval = self.config.stats_interval;
+                let v = self.viewer_mut(viewer);
+                if let Some(interval) = interval {
                     if v.last_stats
                         .is_none_or(|t| now.saturating_sub(t) >= interval)
                     {
@@ -762,7 +969,11 @@ impl StreamCore {
                         });
                     }
                 }
-                self.schedule(group, now, Trigger::Other);
+                // Its group (which a tier move may have changed) and any whose rate moved.
+                let groups: Vec<GroupId> = self.groups.keys().copied().collect();
+                for g in groups {
+                    self.schedule(g, now, Trigger::Other);
+                }
             }
             ClientMessage::RequestKeyframe { reason } => {
                 tracing::debug!(viewer, ?reason, "keyframe requested");
@@ -821,16 +1032,22 @@ impl StreamCore {
 
     /// The `stats` message for a viewer now.
     pub fn stats_message(&mut self, viewer: ViewerId, now: Duration) -> StatsMessage {
-        let settings = self.config.encoder.clone();
-        let Some(v) = self.viewers.get_mut(&viewer) else {
+        let Some(group) = self.viewers.get(&viewer).map(|v| v.group) else {
             return StatsMessage::default();
         };
-        let (fps_sent, fps_acked, bitrate_bps) = v.rates(now);
+        let tier = self.tier(group);
+        let settings = self
+            .groups
+            .get(&group)
+            .map_or_else(|| self.config.encoder.clone(), |g| g.settings.clone());
         let encode_ms = self
             .groups
-            .get(&v.group)
+            .get(&group)
             .and_then(|g| g.encode_ms)
             .unwrap_or(0.0);
+        let adaptive = self.config.adaptive.is_some();
+        let v = self.viewer_mut(viewer);
+        let (fps_sent, fps_acked, bitrate_bps) = v.rates(now);
         let round2 = |x: f64| (x * 100.0).round() / 100.0;
         StatsMessage {
             rtt_ms: round2(v.stats.rtt_ms.unwrap_or(0.0)),
@@ -842,6 +1059,10 @@ impl StreamCore {
             dropped: v.stats.dropped,
             target_bitrate: settings.bitrate as u64,
             target_fps: settings.fps,
+            congestion: adaptive.then(|| protocol::CongestionStats {
+                tier,
+                cc: v.cc.snapshot(now),
+            }),
         }
     }
 
@@ -857,9 +1078,13 @@ impl StreamCore {
                     v.inflight.clear();
                     v.needs_keyframe = true;
                     v.stats.backstops += 1;
+                    v.cc.on_loss(now);
                     regroup.push(v.group);
                 }
             }
+        }
+        if !regroup.is_empty() {
+            self.retune(now);
         }
         // Groups waiting for a late viewer move on once it is too late.
         regroup.extend(self.groups.keys().copied());
@@ -874,7 +1099,7 @@ impl StreamCore {
             .collect();
         for g in due {
             // The publisher is idle: re-send the latest frame as the recovery keyframe.
-            self.resend_latest(g, false);
+            self.resend_latest(g, false, now);
         }
         if let (Some(still_after), Some(at), Some(frame)) =
             (self.config.still_after, self.last_publish_at, self.latest)
@@ -883,7 +1108,7 @@ impl StreamCore {
                 let ids: Vec<GroupId> = self.groups.keys().copied().collect();
                 for g in ids {
                     if self.groups[&g].resent != Some(frame.id) {
-                        self.resend_latest(g, true);
+                        self.resend_latest(g, true, now);
                     }
                 }
             }
@@ -901,7 +1126,7 @@ impl StreamCore {
     /// Encode the latest frame again as a keyframe for the group's ready viewers: a still
     /// (PNG for image groups) or a recovery keyframe. Skipped while the group is busy, before
     /// the frame was first encoded, or when nobody is ready (tried again on the next timeout).
-    fn resend_latest(&mut self, group: GroupId, still: bool) {
+    fn resend_latest(&mut self, group: GroupId, still: bool, now: Duration) {
         let Some(frame) = self.latest else { return };
         let Some(g) = self.groups.get(&group) else {
             return;
@@ -909,17 +1134,16 @@ impl StreamCore {
         if g.busy.is_some() || g.last_submitted != Some(frame.id) {
             return;
         }
-        let max = self.config.max_inflight;
         let recipients: Vec<ViewerId> = self
             .members(group)
-            .filter(|(_, v)| v.ready(max))
+            .filter(|(_, v)| v.ready())
             .map(|(id, _)| id)
             .collect();
         if recipients.is_empty() {
             return;
         }
         self.groups.get_mut(&group).expect("checked").resent = Some(frame.id);
-        self.start_job(group, frame, recipients, true, still);
+        self.start_job(group, frame, recipients, true, still, now);
     }
 
     /// Change encoder settings and/or the transport policy live: every group is rebuilt,
@@ -956,8 +1180,11 @@ impl StreamCore {
                 continue;
             };
             let group = self.group_for(kind);
+            let cc = self.controller(kind, now);
             let v = self.viewer_mut(id);
             v.group = group;
+            v.cc = cc;
+            v.tier_pressure = None;
             v.needs_keyframe = true;
             let text = self.config_text(kind, None);
             self.actions
@@ -983,6 +1210,7 @@ impl StreamCore {
     pub fn metrics(&mut self, now: Duration) -> StreamMetrics {
         let kinds: BTreeMap<GroupId, GroupKind> =
             self.groups.iter().map(|(&id, g)| (id, g.kind)).collect();
+        let adaptive = self.config.adaptive.is_some();
         let viewers = self
             .viewers
             .iter_mut()
@@ -1008,6 +1236,9 @@ impl StreamCore {
                     decoder_resets: s.decoder_resets,
                     backstops: s.backstops,
                     keyframe_requests: s.keyframe_requests,
+                    group: v.group,
+                    tier_moves: s.tier_moves,
+                    congestion: adaptive.then(|| v.cc.snapshot(now)),
                 }
             })
             .collect();
@@ -1025,6 +1256,9 @@ impl StreamCore {
                 encode_ms_p95: g.encode_ms_recent.quantile(0.95),
                 codec: g.codec.clone(),
                 failures: g.failures,
+                tier: self.tier(id),
+                target_bitrate: g.settings.bitrate,
+                target_fps: g.settings.fps,
             })
             .collect();
         let (width, height) = self.frame_size();

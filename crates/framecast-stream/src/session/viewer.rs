@@ -1,8 +1,9 @@
 //! One viewer's delivery state inside [`super::StreamCore`]: its in-flight window, whether it
 //! can decode the next delta, and its counters.
 
+use super::congestion::Controller;
 use super::ids::GroupId;
-use super::window::{RateWindow, WINDOW};
+use super::window::{ema, RateWindow, WINDOW};
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -11,6 +12,9 @@ pub(super) struct Inflight {
     pub seq: u64,
     pub sent_at: Duration,
     pub bytes: usize,
+    pub keyframe: bool,
+    /// Sent while a keyframe was in flight: its delay is the keyframe's, not the link's.
+    pub behind_keyframe: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -31,6 +35,8 @@ pub(super) struct ViewerStats {
     pub decoder_resets: u64,
     pub backstops: u64,
     pub keyframe_requests: u64,
+    /// Moves between encoder tiers.
+    pub tier_moves: u64,
 }
 
 /// A token bucket: `rate` tokens a second, a burst of one second's worth.
@@ -78,6 +84,11 @@ pub(super) struct Viewer {
     /// times it is passed over).
     pub last_dropped: Option<u64>,
     pub stats: ViewerStats,
+    /// Congestion control: this viewer's bitrate, frame rate and window.
+    pub cc: Controller,
+    /// Since when its link has sustained much less than its group's rate (a move to a
+    /// lower tier once that lasts), or at least a higher group's rate (a move up).
+    pub tier_pressure: Option<(Duration, GroupId)>,
 }
 
 impl Viewer {
@@ -85,6 +96,7 @@ impl Viewer {
         supported: Vec<String>,
         group: GroupId,
         events_per_second: u32,
+        cc: Controller,
         now: Duration,
     ) -> Self {
         Viewer {
@@ -98,12 +110,29 @@ impl Viewer {
             events: TokenBucket::full(events_per_second, now),
             last_dropped: None,
             stats: ViewerStats::default(),
+            cc,
+            tier_pressure: None,
         }
     }
 
-    /// Fewer than `max_inflight` frames unacknowledged.
-    pub fn ready(&self, max_inflight: usize) -> bool {
-        self.inflight.len() < max_inflight.max(1)
+    /// Fewer frames unacknowledged than its window (the configured `max_inflight`, or what
+    /// congestion control chose).
+    pub fn ready(&self) -> bool {
+        self.inflight.len() < self.cc.targets().window.max(1)
+    }
+
+    /// The group encoded a frame: this viewer took it or (its window full) skipped it.
+    pub fn offered(&mut self, taken: bool, now: Duration) {
+        let behind_keyframe = self.inflight.iter().any(|i| i.keyframe);
+        self.cc.on_offer(taken, behind_keyframe, now);
+    }
+
+    /// A `TCP_INFO` sample of its connection; ignored while a keyframe is in flight (the
+    /// queue then is the keyframe's).
+    pub fn transport(&mut self, sample: super::congestion::TransportSample, now: Duration) {
+        if !self.inflight.iter().any(|i| i.keyframe) {
+            self.cc.on_transport(sample, now);
+        }
     }
 
     /// The viewer did not get published frame `frame`.
@@ -126,10 +155,13 @@ impl Viewer {
     pub fn sent(&mut self, bytes: usize, keyframe: bool, now: Duration) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
+        let behind_keyframe = self.inflight.iter().any(|i| i.keyframe);
         self.inflight.push_back(Inflight {
             seq,
             sent_at: now,
             bytes,
+            keyframe,
+            behind_keyframe,
         });
         self.needs_keyframe = false;
         self.stats.frames_sent += 1;
@@ -141,13 +173,22 @@ impl Viewer {
 
     /// A displayed-ack for `seq`: retires it and everything older (display is in order).
     /// Returns whether `seq` was in flight.
-    pub fn acked(&mut self, seq: u64, now: Duration) -> bool {
+    pub fn acked(&mut self, seq: u64, decode_queue: u32, now: Duration) -> bool {
+        self.stats.decode_queue_size = decode_queue;
         let Some(pos) = self.inflight.iter().position(|i| i.seq == seq) else {
             return false;
         };
-        let Inflight { sent_at, bytes, .. } = self.inflight[pos];
-        self.inflight.drain(..=pos);
+        let Inflight {
+            sent_at,
+            bytes,
+            keyframe,
+            behind_keyframe,
+            ..
+        } = self.inflight[pos];
+        let retired: usize = self.inflight.drain(..=pos).map(|i| i.bytes).sum();
         let rtt = now.saturating_sub(sent_at).as_secs_f64() * 1e3;
+        self.cc
+            .on_ack(rtt, retired, keyframe || behind_keyframe, decode_queue, now);
         self.stats.rtt_ms = Some(ema(self.stats.rtt_ms, rtt));
         self.stats.acked_bytes = Some(ema(self.stats.acked_bytes, bytes as f64));
         self.stats.frames_acked += 1;
@@ -177,15 +218,5 @@ impl Viewer {
         let (fps_sent, bps) = self.stats.sent.rates(now, span);
         let (fps_acked, _) = self.stats.acked.rates(now, span);
         (fps_sent, fps_acked, bps)
-    }
-}
-
-const EMA: f64 = 0.3;
-
-/// Exponential moving average with weight 0.3 on the new sample.
-pub(super) fn ema(old: Option<f64>, sample: f64) -> f64 {
-    match old {
-        None => sample,
-        Some(o) => o + EMA * (sample - o),
     }
 }

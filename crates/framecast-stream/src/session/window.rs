@@ -87,6 +87,16 @@ impl SampleRing {
     }
 }
 
+const EMA: f64 = 0.3;
+
+/// Exponential moving average with weight 0.3 on the new sample.
+pub fn ema(old: Option<f64>, sample: f64) -> f64 {
+    match old {
+        None => sample,
+        Some(o) => o + EMA * (sample - o),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
