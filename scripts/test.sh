@@ -114,9 +114,10 @@ step "browser tests (headless Chromium: viewer, WebCodecs and image transports, 
 FRAMECAST_REQUIRE_JUPYTER=1 FRAMECAST_REQUIRE_PYTHON=1 \
   FRAMECAST_BIN="$PWD/target/debug/framecast" scripts/browser-test.sh
 
-step "slow-link smoke (two network namespaces, 4 Mbit/s tbf link; skipped without the privileges)"
+step "slow-link and congestion-control smokes (two network namespaces, tc tbf, delay relay; skipped without the privileges)"
 cargo build -q -p framecast-stream --example probe --all-features --locked
 FRAMECAST_BIN="$PWD/target/debug/framecast" PROBE_BIN="$PWD/target/debug/examples/probe" scripts/slowlink-smoke.sh
+FRAMECAST_BIN="$PWD/target/debug/framecast" PROBE_BIN="$PWD/target/debug/examples/probe" scripts/netsmoke.sh
 
 step "macOS compile check (aarch64-apple-darwin, videotoolbox + gpu)"
 scripts/check-macos.sh

@@ -11,9 +11,18 @@
 #   scripts/testnet.sh view CMD...     run CMD in the viewers' namespace
 #   scripts/testnet.sh down            remove everything
 #   scripts/testnet.sh check           exit 0 when this machine can build the network
+#   scripts/testnet.sh profile NAME    print a profile: "RATE RTT_MS JITTER_MS"
 #
 # Shaping: tbf rate RATE burst 32kbit latency 200ms (the hardening issue's setting). This
-# kernel has tbf and htb but no netem: delay and jitter are not emulated here.
+# kernel has tbf and htb but no netem: delay and jitter come from scripts/net/delay_relay.py,
+# run in the viewers' namespace behind the bottleneck (scripts/netbench.sh does this).
+#
+# Profiles (the link from server to viewers):
+#   lan    no limit, no added delay
+#   wifi   30 Mb/s, 20 ms round trip, up to 5 ms jitter
+#   dsl    8 Mb/s, 40 ms
+#   bad    3 Mb/s, 80 ms
+#   drop   20 Mb/s and 20 ms; netbench.sh cuts it to 4 Mb/s 10 s in, restores it 20 s later
 set -euo pipefail
 
 SRV=fc-srv
@@ -55,6 +64,17 @@ down() {
   ip netns del "$VIEW" 2>/dev/null || true
 }
 
+profile() {
+  case "$1" in
+    lan) echo "off 0 0" ;;
+    wifi) echo "30mbit 20 5" ;;
+    dsl) echo "8mbit 40 0" ;;
+    bad) echo "3mbit 80 0" ;;
+    drop) echo "20mbit 20 0" ;;
+    *) die "unknown profile $1 (lan, wifi, dsl, bad, drop)" ;;
+  esac
+}
+
 check() {
   [ "$(id -u)" -eq 0 ] || die "needs root"
   command -v ip >/dev/null || die "needs iproute2 (ip)"
@@ -73,5 +93,6 @@ case "$cmd" in
   view) exec ip netns exec "$VIEW" "$@" ;;
   down) down ;;
   check) check ;;
-  *) sed -n '2,19p' "$0"; exit 2 ;;
+  profile) profile "${1:?profile NAME}" ;;
+  *) sed -n '2,28p' "$0"; exit 2 ;;
 esac

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# A live stream over a named network profile (scripts/testnet.sh): the server in one network
+# namespace, the bottleneck (tc tbf) on its veth, and in the viewers' namespace the delay
+# relay (scripts/net/delay_relay.py: round trip and jitter, which netem would give elsewhere)
+# and acking viewers (examples/probe.rs) behind it. Prints one JSON line. Needs root.
+#
+#   scripts/netbench.sh PROFILE INPUT [SECONDS]
+#
+# PROFILE: lan, wifi, dsl, bad or drop (20 Mb/s, cut to 4 Mb/s 10 s in, restored 20 s later).
+# INPUT: raw rgb24 frames of SIZE (default 1920x1080), looped at 30 fps; or pattern:NAME for
+#   framecast's built-in pattern NAME at SIZE.
+# Environment:
+#   SERVER         framecast (default) or pdum (pdum.rfb 0.3 from .peer/, scripts/browser-test.sh)
+#   SERVER_ARGS    extra server arguments (framecast: --no-adaptive; pdum: --adaptive)
+#   VIEWERS        acking viewers (default 1)
+#   BITRATE        framecast's --bitrate (default 8M)
+#   METRICS        write the server's /streams/default/metrics (framecast) here, the last taken
+#                  with viewers connected; every second's go to $METRICS.trace
+#   FRAMECAST_BIN  default target/release/framecast; PROBE_BIN default target/release/examples/probe
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+profile=${1:?usage: netbench.sh PROFILE INPUT [SECONDS]}
+input=${2:?usage: netbench.sh PROFILE INPUT [SECONDS]}
+seconds=${3:-60}
+size=${SIZE:-1920x1080}
+server=${SERVER:-framecast}
+bin=${FRAMECAST_BIN:-target/release/framecast}
+probe=${PROBE_BIN:-target/release/examples/probe}
+net=scripts/testnet.sh
+read -r rate rtt jitter <<<"$($net profile "$profile")"
+
+[ -x "$probe" ] || { echo "no $probe: cargo build --release -p framecast-stream --example probe" >&2; exit 1; }
+log=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  $net down
+  rm -rf "$log"
+}
+trap cleanup EXIT
+$net up "$rate"
+
+offset_args=()
+if [ "$server" = pdum ]; then
+  # shellcheck disable=SC2086 # SERVER_ARGS holds separate words on purpose
+  $net srv .peer/bin/python scripts/peer/pdum_serve.py "$input" --size "$size" --host 10.77.0.1 \
+    --port 8765 --offset-file "$log/offset" ${SERVER_ARGS:-} >"$log/server.log" 2>&1 &
+else
+  [ -x "$bin" ] || { echo "no $bin: cargo build --release -p framecast-cli" >&2; exit 1; }
+  if [[ $input == pattern:* ]]; then
+    source_args=(--pattern "${input#pattern:}" --size "$size" --fps 30)
+  else
+    source_args=("$input" --format rgb24 --size "$size" --loop)
+  fi
+  # shellcheck disable=SC2086
+  $net srv "$bin" serve "${source_args[@]}" --listen 10.77.0.1:8765 \
+    --bitrate "${BITRATE:-8M}" ${SERVER_ARGS:-} >"$log/server.log" 2>&1 &
+fi
+pids+=($!)
+$net view python3 scripts/net/delay_relay.py --listen 127.0.0.1:9000 --to 10.77.0.1:8765 \
+  --rtt-ms "$rtt" --jitter-ms "$jitter" >"$log/relay.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  $net view bash -c 'exec 3<>/dev/tcp/10.77.0.1/8765 && exec 4<>/dev/tcp/127.0.0.1/9000' 2>/dev/null && break
+  sleep 0.2
+done
+if [ "$server" = pdum ]; then
+  for _ in $(seq 50); do [ -s "$log/offset" ] && break; sleep 0.2; done
+  offset_args=(--clock-offset-us "$(cat "$log/offset")")
+fi
+if [ "$profile" = drop ]; then
+  ( sleep 10; $net rate 4mbit; sleep 20; $net rate 20mbit ) &
+  pids+=($!)
+fi
+if [ -n "${METRICS:-}" ]; then
+  # While the viewers are still connected: every second into $METRICS.trace, the last to $METRICS.
+  ( for _ in $(seq "${seconds%.*}"); do
+      sleep 1
+      $net view python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
+        http://10.77.0.1:8765/streams/default/metrics >>"$METRICS.trace" 2>/dev/null || true
+    done ) &
+  pids+=($!)
+fi
+result=$($net view "$probe" --url ws://127.0.0.1:9000/ --viewers "${VIEWERS:-1}" \
+  --seconds "$seconds" --json "${offset_args[@]}") || {
+  echo "probe failed; server log:" >&2; tail -20 "$log/server.log" "$log/relay.log" >&2; exit 1; }
+if [ -n "${METRICS:-}" ]; then
+  grep '"viewers":\[{' "$METRICS.trace" | tail -1 >"$METRICS"
+fi
+echo "{\"profile\":\"$profile\",\"server\":\"$server\",\"server_args\":\"${SERVER_ARGS:-}\",\"result\":$result}"
