@@ -14,8 +14,9 @@
 #   SERVER_ARGS    extra server arguments (framecast: --no-adaptive; pdum: --adaptive)
 #   VIEWERS        acking viewers (default 1)
 #   BITRATE        framecast's --bitrate (default 8M)
+#   SAMPLES        write the probe's per-frame samples here (examples/probe.rs --samples)
 #   METRICS        write the server's /streams/default/metrics (framecast) here, the last taken
-#                  with viewers connected; every second's go to $METRICS.trace
+#                  with viewers connected; every second's go to $METRICS.trace (with unix_s)
 #   FRAMECAST_BIN  default target/release/framecast; PROBE_BIN default target/release/examples/probe
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,20 +72,28 @@ if [ "$server" = pdum ]; then
   offset_args=(--clock-offset-us "$(cat "$log/offset")")
 fi
 if [ "$profile" = drop ]; then
-  ( sleep 10; $net rate 4mbit; sleep 20; $net rate 20mbit ) &
+  # The rate changes, with their Unix times in $SAMPLES.events when SAMPLES is set.
+  events=${SAMPLES:+$SAMPLES.events}
+  events=${events:-/dev/null}
+  : >"$events"
+  ( sleep 10; $net rate 4mbit; echo "$(date +%s.%N) 4mbit" >>"$events"
+    sleep 20; $net rate 20mbit; echo "$(date +%s.%N) 20mbit" >>"$events" ) &
   pids+=($!)
 fi
 if [ -n "${METRICS:-}" ]; then
   # While the viewers are still connected: every second into $METRICS.trace, the last to $METRICS.
   ( for _ in $(seq "${seconds%.*}"); do
       sleep 1
-      $net view python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
+      $net view python3 -c 'import json, sys, time, urllib.request
+m = json.load(urllib.request.urlopen(sys.argv[1], timeout=5)); m["unix_s"] = time.time(); print(json.dumps(m))' \
         http://10.77.0.1:8765/streams/default/metrics >>"$METRICS.trace" 2>/dev/null || true
     done ) &
   pids+=($!)
 fi
+sample_args=()
+[ -n "${SAMPLES:-}" ] && sample_args=(--samples "$SAMPLES")
 result=$($net view "$probe" --url ws://127.0.0.1:9000/ --viewers "${VIEWERS:-1}" \
-  --seconds "$seconds" --json "${offset_args[@]}") || {
+  --seconds "$seconds" --json "${offset_args[@]}" "${sample_args[@]}") || {
   echo "probe failed; server log:" >&2; tail -20 "$log/server.log" "$log/relay.log" >&2; exit 1; }
 if [ -n "${METRICS:-}" ]; then
   grep '"viewers":\[{' "$METRICS.trace" | tail -1 >"$METRICS"

@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p framecast-stream --example probe -- \
 //!     --url ws://127.0.0.1:8765/ [--viewers 1] [--seconds 30] [--warmup 3] \
-//!     [--image] [--churn] [--json]
+//!     [--image] [--churn] [--json] [--samples FILE]
 //! ```
 //!
 //! Publish → receive latency uses the server's clock pair (`GET /time`: the stream clock of
@@ -17,7 +17,9 @@
 //!
 //! Output: one line per run (or JSON with `--json`): delivered fps per viewer, keyframes per
 //! second, publish→receive latency p50/p95/p99, the longest gap between two frames of one
-//! viewer, and the received bitrate.
+//! viewer, and the received bitrate. `--samples FILE` also writes one line per frame (tab
+//! separated: Unix seconds at receipt, publish→receive ms, bytes, keyframe 0/1), for figures
+//! over part of a run (scripts/bench/drop_report.py).
 
 use framecast_stream::protocol::{client, decode_envelope, CAP_H264_ANNEXB, CAP_JPEG, CAP_PNG};
 use futures_util::{SinkExt, StreamExt};
@@ -35,6 +37,7 @@ struct Args {
     churn: bool,
     json: bool,
     clock_offset_us: Option<i64>,
+    samples: Option<String>,
 }
 
 fn parse_args() -> Args {
@@ -47,6 +50,7 @@ fn parse_args() -> Args {
         churn: false,
         json: false,
         clock_offset_us: None,
+        samples: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -60,6 +64,7 @@ fn parse_args() -> Args {
             "--clock-offset-us" => {
                 a.clock_offset_us = Some(v().parse().expect("--clock-offset-us N"))
             }
+            "--samples" => a.samples = Some(v()),
             "--image" => {
                 a.image = true;
                 i -= 1;
@@ -116,6 +121,8 @@ struct Tally {
     max_gap_ms: f64,
     connections: u64,
     closes: Vec<u16>,
+    /// (Unix seconds at receipt, publish → receive ms, bytes, keyframe) per frame.
+    samples: Vec<(f64, f64, usize, bool)>,
 }
 
 /// One viewer session until `until` (or until the server closes it).
@@ -170,8 +177,10 @@ async fn view(
                 t.keyframes += keyframe as u64;
                 t.bytes += payload.len() as u64;
                 if let Some(o) = offset {
-                    t.latencies_ms
-                        .push((now_us - (timestamp_us as i64 + o)) as f64 / 1e3);
+                    let latency = (now_us - (timestamp_us as i64 + o)) as f64 / 1e3;
+                    t.latencies_ms.push(latency);
+                    t.samples
+                        .push((now_us as f64 / 1e6, latency, payload.len(), keyframe));
                 }
                 if let Some(prev) = last {
                     t.max_gap_ms = t.max_gap_ms.max((received - prev).as_secs_f64() * 1e3);
@@ -238,6 +247,13 @@ async fn main() {
         let _ = t.await;
     }
     let t = tally.lock().unwrap();
+    if let Some(path) = &args.samples {
+        let mut lines = String::new();
+        for (at, ms, bytes, key) in &t.samples {
+            lines.push_str(&format!("{at:.4}\t{ms:.3}\t{bytes}\t{}\n", *key as u8));
+        }
+        std::fs::write(path, lines).expect("--samples: cannot write the file");
+    }
     let mut lat = t.latencies_ms.clone();
     lat.sort_by(f64::total_cmp);
     let secs = args.seconds;

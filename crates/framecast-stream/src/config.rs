@@ -132,6 +132,10 @@ impl StreamConfig {
             backend: self.backend.clone(),
             bitrate: self.bitrate,
             fps: self.fps,
+            // pdum.rfb's encoders make an IDR every second. With congestion control the
+            // periodic IDR is the largest latency spike on a slow link (a 1080p IDR is several
+            // frames' worth), and nobody needs it: joins, resets and missed frames get theirs.
+            keyframe_interval_s: if self.adaptive { 10.0 } else { 1.0 },
             jpeg_quality: self.jpeg_quality,
         }
     }

@@ -110,7 +110,7 @@ fn encode_video(slot: &mut Option<Encoder>, w: &WorkerJob) -> Result<EncodedFram
         config.backend = s.backend.clone();
         config.fps = s.fps;
         config.bitrate = s.bitrate;
-        config.keyframe_interval = s.fps.round().max(1.0) as u32;
+        config.keyframe_interval = (s.fps * s.keyframe_interval_s).round() as u32;
         *slot = None;
         *slot = Some(Encoder::new(config).map_err(|e| EncodeFailure::Create {
             backend: s.backend.clone(),

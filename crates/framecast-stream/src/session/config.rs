@@ -121,6 +121,9 @@ pub struct EncoderSettings {
     pub bitrate: u32,
     /// Frame rate (advisory: GOP length and `duration_us`).
     pub fps: f64,
+    /// Seconds between the encoder's own IDRs (0: only when a viewer needs one). Viewers
+    /// get a keyframe when they join, reset or miss a frame whatever this is.
+    pub keyframe_interval_s: f64,
     /// JPEG quality 1-100.
     pub jpeg_quality: u8,
 }
@@ -185,6 +188,7 @@ impl Default for SessionConfig {
                 backend: "openh264".into(),
                 bitrate: 12_000_000,
                 fps: 30.0,
+                keyframe_interval_s: 1.0,
                 jpeg_quality: 80,
             }),
             resize: ResizePolicy::Publisher,

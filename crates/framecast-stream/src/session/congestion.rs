@@ -64,8 +64,8 @@ impl Default for AdaptiveConfig {
         AdaptiveConfig {
             min_bitrate_fraction: 0.1,
             max_window: 6,
-            congested_ms: 40.0,
-            healthy_ms: 15.0,
+            congested_ms: 30.0,
+            healthy_ms: 10.0,
             congested_skips: 0.1,
             hold: Duration::from_secs(1),
             probe_step: 1.15,
