@@ -254,24 +254,33 @@ function pdumStaticDir() {
   }
 }
 
-describe("pdum.rfb 0.3's own viewer against framecast serve", { skip: skip || (!haveFile(PEER_PY) && `no pdum.rfb peer under ${PDUM_STATIC}`) }, () => {
-  let server, port, site, browser;
+/**
+ * In a describe block: `framecast <args(port)>`, a static site with pdum.rfb's viewer page and
+ * a browser, started before its tests and stopped after; returns them as they start.
+ */
+function pdumViewerFixture(args) {
+  const ctx = {};
   before(async () => {
-    port = await freePort();
-    server = await startServer(FRAMECAST, serveArgs(port), port);
-    site = await staticServer({ routes: { "/pdum/": pdumStaticDir(), "/pages/": path.join(ROOT, "tests/browser/pages") } });
-    browser = await launchBrowser();
+    ctx.port = await freePort();
+    ctx.server = await startServer(FRAMECAST, args(ctx.port), ctx.port);
+    ctx.site = await staticServer({ routes: { "/pdum/": pdumStaticDir(), "/pages/": path.join(ROOT, "tests/browser/pages") } });
+    ctx.browser = await launchBrowser();
   });
   after(async () => {
-    await browser?.close();
-    await site?.close();
-    await server?.stop();
+    await ctx.browser?.close();
+    await ctx.site?.close();
+    await ctx.server?.stop();
   });
+  return ctx;
+}
+
+describe("pdum.rfb 0.3's own viewer against framecast serve", { skip: skip || (!haveFile(PEER_PY) && `no pdum.rfb peer under ${PDUM_STATIC}`) }, () => {
+  const ctx = pdumViewerFixture(serveArgs);
 
   for (const image of [false, true]) {
     it(`displays frames (${image ? "image-only" : "WebCodecs"})`, async () => {
-      const page = await newPage(browser);
-      await page.goto(`${site.url}/pages/pdum-viewer.html?ws=ws://127.0.0.1:${port}/${image ? "&image=1" : ""}`);
+      const page = await newPage(ctx.browser);
+      await page.goto(`${ctx.site.url}/pages/pdum-viewer.html?ws=ws://127.0.0.1:${ctx.port}/${image ? "&image=1" : ""}`);
       const s = await waitInPage(page, () => {
         const s = window.__rfb && window.__rfb.stats();
         return s && s.framesDisplayed >= 10 ? s : null;
@@ -286,23 +295,12 @@ describe("pdum.rfb 0.3's own viewer against framecast serve", { skip: skip || (!
 
 describe("congestion control: a throttled viewer gets set_quality, and pdum.rfb's viewer shows it", { skip: skip || (!haveFile(PEER_PY) && `no pdum.rfb peer under ${PDUM_STATIC}`) }, () => {
   const FULL = 3_000_000;
-  let server, port, site, browser;
-  before(async () => {
-    port = await freePort();
-    server = await startServer(FRAMECAST, ["serve", "--pattern", "plasma", "--size", `${W}x${H}`, "--bitrate", "3M",
-      "--listen", `127.0.0.1:${port}`], port);
-    site = await staticServer({ routes: { "/pdum/": pdumStaticDir(), "/pages/": path.join(ROOT, "tests/browser/pages") } });
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close();
-    await site?.close();
-    await server?.stop();
-  });
+  const ctx = pdumViewerFixture((port) => ["serve", "--pattern", "plasma", "--size", `${W}x${H}`, "--bitrate", "3M",
+    "--listen", `127.0.0.1:${port}`]);
 
   it("lowers the rate for a viewer on a 400 kb/s connection; pdum's viewer reports the new target", async () => {
-    const page = await newPage(browser);
-    await page.goto(`${site.url}/pages/pdum-viewer.html?ws=ws://127.0.0.1:${port}/`);
+    const page = await newPage(ctx.browser);
+    await page.goto(`${ctx.site.url}/pages/pdum-viewer.html?ws=ws://127.0.0.1:${ctx.port}/`);
     await waitInPage(page, () => window.__rfb && window.__rfb.stats().framesDisplayed >= 10, null, "10 frames at full speed");
     // DevTools network emulation throttles the page's WebSocket: the server sees a slow link.
     const cdp = await page.context().newCDPSession(page);
@@ -315,7 +313,7 @@ describe("congestion control: a throttled viewer gets set_quality, and pdum.rfb'
       return typeof s.targetBitrate === "number" && s.targetBitrate < full / 2 ? s : null;
     }, FULL, "a set_quality below half the configured rate");
     // The server says the same: its metrics show the viewer's controller and group below it.
-    const m = await (await fetch(`http://127.0.0.1:${port}/streams/default/metrics`)).json();
+    const m = await (await fetch(`http://127.0.0.1:${ctx.port}/streams/default/metrics`)).json();
     const v = m.viewers[0];
     const g = m.groups.find((g) => g.id === v.group);
     assert.ok(v.congestion && v.congestion.decreases >= 1, JSON.stringify(v));
