@@ -96,6 +96,6 @@ result=$($net view "$probe" --url ws://127.0.0.1:9000/ --viewers "${VIEWERS:-1}"
   --seconds "$seconds" --json "${offset_args[@]}" "${sample_args[@]}") || {
   echo "probe failed; server log:" >&2; tail -20 "$log/server.log" "$log/relay.log" >&2; exit 1; }
 if [ -n "${METRICS:-}" ]; then
-  { grep -s '"viewers":\[{' "$METRICS.trace" || true; } | tail -1 >"$METRICS"
+  { grep -sE '"viewers": ?\[\{' "$METRICS.trace" || true; } | tail -1 >"$METRICS"
 fi
 echo "{\"profile\":\"$profile\",\"server\":\"$server\",\"server_args\":\"${SERVER_ARGS:-}\",\"result\":$result}"
