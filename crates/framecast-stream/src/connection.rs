@@ -272,23 +272,32 @@ where
     }
 }
 
+/// The least time between two `TCP_INFO` samples of one connection.
+const SAMPLE_EVERY: Duration = Duration::from_millis(30);
+
 /// Where a connection's `TCP_INFO` samples go: its reader, the stream task, its viewer id.
 type TransportFeed = (TcpProbe, mpsc::Sender<Cmd>, u64);
 
 /// Writes a connection's outbound queue; `closing` fires once its close frame is out. After
-/// each payload it reads the connection's `TCP_INFO` for congestion control.
+/// a payload it reads the connection's `TCP_INFO` for congestion control (at most every
+/// [`SAMPLE_EVERY`]).
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Outbound>,
     closing: oneshot::Sender<()>,
     probe: Option<TransportFeed>,
 ) {
+    let mut sampled: Option<tokio::time::Instant> = None;
     while let Some(m) = rx.recv().await {
         let r = match m {
             Outbound::Text(t) => sink.send(Message::Text(t.into())).await,
             Outbound::Payload { chunk, seq } => {
                 let r = sink.send(Message::Binary(chunk.envelope(seq))).await;
-                if let Some((p, cmd, id)) = &probe {
+                // At most one sample (a syscall and a command) per SAMPLE_EVERY, however
+                // high the frame rate.
+                let due = sampled.is_none_or(|t| t.elapsed() >= SAMPLE_EVERY);
+                if let Some((p, cmd, id)) = probe.as_ref().filter(|_| due) {
+                    sampled = Some(tokio::time::Instant::now());
                     if let Some(sample) = p.sample() {
                         // A full command queue just loses a sample; the next send brings one.
                         let _ = cmd.try_send(Cmd::Transport { id: *id, sample });

@@ -853,11 +853,7 @@ impl StreamCore {
 
     /// `set_quality` (pdum.rfb's message after each adaptive change) to a group's viewers.
     fn announce_quality(&mut self, group: GroupId) {
-        let s = &self.groups[&group].settings;
-        let text = protocol::to_wire_string(&ServerMessage::SetQuality {
-            bitrate: s.bitrate as u64,
-            fps: s.fps,
-        });
+        let text = set_quality_text(&self.groups[&group].settings);
         let members: Vec<ViewerId> = self.members(group).map(|(id, _)| id).collect();
         for viewer in members {
             self.actions.push_back(Action::SendText {
@@ -895,11 +891,7 @@ impl StreamCore {
             "congestion control: viewer moves to another encoder tier"
         );
         self.close_group_if_empty(from);
-        let s = &self.groups[&group].settings;
-        let text = protocol::to_wire_string(&ServerMessage::SetQuality {
-            bitrate: s.bitrate as u64,
-            fps: s.fps,
-        });
+        let text = set_quality_text(&self.groups[&group].settings);
         self.actions
             .push_back(Action::SendText { viewer: id, text });
         self.schedule(group, now, Trigger::Other);
@@ -1192,10 +1184,7 @@ impl StreamCore {
             // As pdum.rfb does after each quality change: tell video viewers the new target
             // bitrate and frame rate.
             if quality_changed && kind == GroupKind::Video {
-                let text = protocol::to_wire_string(&ServerMessage::SetQuality {
-                    bitrate: self.config.encoder.bitrate as u64,
-                    fps: self.config.encoder.fps,
-                });
+                let text = set_quality_text(&self.config.encoder);
                 self.actions
                     .push_back(Action::SendText { viewer: id, text });
             }
@@ -1275,4 +1264,12 @@ impl StreamCore {
             viewers,
         }
     }
+}
+
+/// pdum.rfb's `set_quality` for an encoder running at `s`.
+fn set_quality_text(s: &EncoderSettings) -> String {
+    protocol::to_wire_string(&ServerMessage::SetQuality {
+        bitrate: s.bitrate as u64,
+        fps: s.fps,
+    })
 }
