@@ -304,6 +304,7 @@ impl PacketSink {
             dts_ns: ns(p.dts),
             duration_ns: ns(p.duration.max(1)),
             keyframe: p.is_keyframe(),
+            recovery_from: None,
             token: self.frames,
             frame_index: self.frames,
             codec: Arc::from(""),

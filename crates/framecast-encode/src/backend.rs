@@ -78,6 +78,9 @@ pub struct RawAccessUnit {
     /// Out-of-band parameter sets (SPS, PPS NAL units), e.g. from a VideoToolbox format
     /// description; `None` when they are in band.
     pub parameter_sets: Option<(Vec<u8>, Vec<u8>)>,
+    /// This is the recovery frame [`BackendEncoder::recover`] promised: a P-frame predicted
+    /// only from the frame of this token. `None` for every other access unit.
+    pub recovery_from: Option<u64>,
 }
 
 /// A backend encoder instance.
@@ -85,6 +88,17 @@ pub struct RawAccessUnit {
 /// Contract: access units come out in submission order with the submitted tokens; a frame
 /// submitted with `force_keyframe` yields an IDR; no B-frames. Synchronous backends make the
 /// access unit available from `poll` as soon as `encode` returns.
+///
+/// # Recovery without a keyframe (optional)
+///
+/// A decoder that missed frames can be brought back with a P-frame predicted only from a frame
+/// it is known to hold, instead of an IDR that every other decoder of the stream pays for.
+/// The caller says which frames *every* decoder has displayed ([`Self::displayed`]; tokens
+/// never decrease) and asks for a recovery frame ([`Self::recover`]); the backend answers with
+/// the token of the reference it will use, or `None` when it has none that qualifies (the
+/// caller then sends an IDR). The access unit of the next submitted frame carries
+/// [`RawAccessUnit::recovery_from`]. OpenH264 does this with long-term references and its LTR
+/// marking feedback and recovery request; backends without a mechanism keep the defaults.
 pub trait BackendEncoder: Send {
     /// Registry name.
     fn name(&self) -> &'static str;
@@ -102,6 +116,20 @@ pub trait BackendEncoder: Send {
     fn set_rate(&mut self, bitrate: u32, fps: f64) -> Result<bool, EncodeError> {
         let _ = (bitrate, fps);
         Ok(false)
+    }
+    /// Every decoder has displayed the access unit of `token` and all before it, so any
+    /// reference among them may carry a recovery frame. The default ignores it.
+    fn displayed(&mut self, token: u64) -> Result<(), EncodeError> {
+        let _ = token;
+        Ok(())
+    }
+    /// Make the next submitted frame decodable by a decoder that displayed the frame of
+    /// `last_displayed` (and everything before it) and then missed any number of frames:
+    /// predict it only from a frame every decoder displayed, no later than `last_displayed`.
+    /// Returns that frame's token, or `None` when there is none (the default).
+    fn recover(&mut self, last_displayed: u64) -> Result<Option<u64>, EncodeError> {
+        let _ = last_displayed;
+        Ok(None)
     }
     /// Packed RGB formats [`Self::encode_rgb`] takes; none by default (YUV only).
     fn rgb_input(&self) -> RgbInput {
@@ -144,6 +172,9 @@ pub struct BackendDescriptor {
     pub description: &'static str,
     /// Hardware encoder?
     pub hardware: bool,
+    /// Implements recovery without a keyframe ([`BackendEncoder::recover`]) when
+    /// [`EncoderConfig::recovery`] is on.
+    pub recovery: bool,
     /// Probe this machine (may open a real session; cheap enough for `doctor`).
     pub probe: fn() -> Availability,
     /// Create an instance for a validated config.

@@ -102,6 +102,11 @@ pub struct EncoderConfig {
     /// Encoder threads; 0 lets the backend choose (OpenH264 uses one: it parallelises only
     /// across slices, and encodes one slice per picture here).
     pub threads: u32,
+    /// Keep long-term references so [`crate::Encoder::recover`] can bring back a decoder that
+    /// missed frames with a P-frame instead of an IDR (live streams with several viewers).
+    /// Backends without the mechanism ignore it. Off by default: a file has one decoder that
+    /// misses nothing.
+    pub recovery: bool,
 }
 
 impl EncoderConfig {
@@ -121,6 +126,7 @@ impl EncoderConfig {
             output: OutputFormat::AnnexB,
             mode: EncodeMode::Sync,
             threads: 0,
+            recovery: false,
         }
     }
 

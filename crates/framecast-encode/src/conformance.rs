@@ -9,9 +9,7 @@ use crate::{
     EncodeError, EncodeMode, EncodedPacket, Encoder, EncoderConfig, EncoderEvent, FrameMeta,
     OutputFormat, SendOutcome,
 };
-#[cfg(feature = "openh264")]
-use framecast_core::Yuv420Image;
-use framecast_core::{ColorSpace, Frame, Matrix, Range};
+use framecast_core::{ColorSpace, Frame, Matrix, Range, Yuv420Image};
 use framecast_h264::codec::codec_string;
 use framecast_h264::nal::{annexb_nals, avcc_nals, nal_type, NalType};
 use framecast_h264::sps::parse_sps;
@@ -350,7 +348,6 @@ fn check_stream(config: &EncoderConfig, frames: u64, force: &[u64]) -> Result<()
 
 /// Mean absolute difference between decoded luma and the luma of `rgba` (limited range; the
 /// smaller of the BT.601 and BT.709 readings, so the check does not depend on the matrix).
-#[cfg(feature = "openh264")]
 fn luma_error(img: &Yuv420Image, rgba: &[u8], w: u32, h: u32) -> f64 {
     let mut err = [0f64; 2];
     for y in 0..h as usize {
@@ -440,6 +437,164 @@ fn check_live_rate(config: &EncoderConfig) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Recovery without a keyframe ([`Encoder::recover`]). Two decoders watch one stream; every
+/// frame both have displayed is reported with [`Encoder::displayed`] (three frames behind).
+/// Decoder B stops after frame 40 and misses frames 41..=49; frame 50 is asked to be a
+/// recovery frame for it. The packet must be a P-frame naming a reference B displayed, no IDR
+/// may appear after the first, and B — fed frames 0..=40 and then 50.. — must decode every
+/// picture from 50 on bit-identical to A, which decoded everything, and close to the source.
+/// Backends whose descriptor says they cannot recover must answer `None`.
+fn check_recovery(config: &EncoderConfig, decoders: &[DecoderFactory]) -> Result<(), String> {
+    let supported = crate::registry::find(&config.backend)
+        .map_err(|e| e.to_string())?
+        .recovery;
+    let mut config = config.clone();
+    config.keyframe_interval = 0;
+    config.recovery = true;
+    let (w, h) = (config.width, config.height);
+    let mut enc = Encoder::new(config.clone()).map_err(|e| e.to_string())?;
+    const LAST_SEEN: u64 = 40;
+    const RECOVER_AT: u64 = 50;
+    const LAG: u64 = 3;
+    let mut pk = Vec::new();
+    let mut reference = None;
+    for i in 0..70u64 {
+        // Both decoders displayed up to i - LAG; B never gets past LAST_SEEN.
+        if i > LAG {
+            enc.displayed((i - LAG).min(LAST_SEEN))
+                .map_err(|e| e.to_string())?;
+        }
+        if i == RECOVER_AT {
+            reference = enc.recover(LAST_SEEN).map_err(|e| e.to_string())?;
+            match (supported, reference) {
+                (false, None) => return Ok(()),
+                (false, Some(r)) => {
+                    return Err(format!(
+                        "the backend says it cannot recover, yet offered reference {r}"
+                    ))
+                }
+                (true, None) => {
+                    return Err("no recovery reference after 40 displayed frames".into())
+                }
+                (true, Some(r)) if r > LAST_SEEN => {
+                    return Err(format!(
+                        "recovery reference {r} is later than the last displayed frame {LAST_SEEN}"
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let rgba = synthetic_frame(w, h, i);
+        let frame = Frame::rgba8(&rgba, w, h, w as usize * 4).map_err(|e| e.to_string())?;
+        let meta = FrameMeta {
+            token: i,
+            pts_ns: i as i64 * config.frame_duration_ns(),
+            force_keyframe: false,
+        };
+        if enc.send_frame(&frame, meta).map_err(|e| e.to_string())? != SendOutcome::Accepted {
+            return Err(format!("frame {i} was not accepted"));
+        }
+        while let Some(ev) = enc.receive().map_err(|e| e.to_string())? {
+            if let EncoderEvent::Packet(p) = ev {
+                pk.push(p);
+            }
+        }
+    }
+    if pk.len() != 70 {
+        return Err(format!("{} packets for 70 frames", pk.len()));
+    }
+    if let Some(p) = pk.iter().skip(1).find(|p| p.keyframe) {
+        return Err(format!("frame {} is an IDR", p.token));
+    }
+    let rec = &pk[RECOVER_AT as usize];
+    if rec.recovery_from != reference {
+        return Err(format!(
+            "the recovery packet says it recovers from {:?}, {:?} was promised",
+            rec.recovery_from, reference
+        ));
+    }
+    if let Some(p) = pk
+        .iter()
+        .find(|p| p.token != RECOVER_AT && p.recovery_from.is_some())
+    {
+        return Err(format!("frame {} claims to be a recovery frame", p.token));
+    }
+    for factory in decoders {
+        let (mut a, mut b) = (factory()?, factory()?);
+        let mut seen_a = Vec::new();
+        let mut seen_b = Vec::new();
+        for p in &pk {
+            seen_a.extend(a.send(&p.data, Some(p.pts_ns)).map_err(|e| e.to_string())?);
+            if p.token <= LAST_SEEN || p.token >= RECOVER_AT {
+                let got = b
+                    .send(&p.data, Some(p.pts_ns))
+                    .map_err(|e| format!("{}: B at frame {}: {e}", b.name(), p.token))?;
+                seen_b.extend(got.into_iter().map(|pic| (p.token, pic)));
+            }
+        }
+        seen_a.extend(a.drain().map_err(|e| e.to_string())?);
+        let name = b.name();
+        let tail: Vec<_> = seen_b
+            .into_iter()
+            .chain(
+                b.drain()
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .map(|p| (u64::MAX, p)),
+            )
+            .collect();
+        if seen_a.len() != pk.len() {
+            return Err(format!(
+                "{name}: A decoded {} of {} pictures",
+                seen_a.len(),
+                pk.len()
+            ));
+        }
+        // B's pictures from the recovery frame on are its last (70 - 50) pictures (a decoder
+        // may also output concealed pictures for the frame_num gap before them).
+        let want = (pk.len() as u64 - RECOVER_AT) as usize;
+        if tail.len() < want + LAST_SEEN as usize + 1 {
+            return Err(format!("{name}: B decoded only {} pictures", tail.len()));
+        }
+        for (k, (_, pic)) in tail[tail.len() - want..].iter().enumerate() {
+            let i = RECOVER_AT as usize + k;
+            if pic.image != seen_a[i].image {
+                return Err(format!(
+                    "{name}: after recovery, B's picture {i} differs from A's"
+                ));
+            }
+            let err = luma_error(&pic.image, &synthetic_frame(w, h, i as u64), w, h);
+            if err > 12.0 {
+                return Err(format!(
+                    "{name}: B's picture {i} is off the source by {err:.1} luma levels"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes a fresh decoder for [`check_recovery`].
+type DecoderFactory = fn() -> Result<Box<dyn crate::decode::VideoDecoder>, String>;
+
+/// Every decoder compiled in, for checks that must hold for each.
+fn decoders() -> Vec<DecoderFactory> {
+    vec![
+        #[cfg(feature = "openh264")]
+        || {
+            crate::decode::H264Decoder::new()
+                .map(|d| Box::new(d) as Box<dyn crate::decode::VideoDecoder>)
+                .map_err(|e| e.to_string())
+        },
+        #[cfg(feature = "libav")]
+        || {
+            crate::decode::LibavDecoder::new()
+                .map(|d| Box::new(d) as Box<dyn crate::decode::VideoDecoder>)
+                .map_err(|e| e.to_string())
+        },
+    ]
 }
 
 /// Every submitted frame comes out exactly once, as a packet or a drop report, under a
@@ -548,6 +703,11 @@ pub fn run(backend: &str, mode: EncodeMode) -> Vec<Check> {
         add(
             "live rate change: smaller frames, no IDR, decodes to the source",
             check_live_rate(&c),
+        );
+        let c = base_config(backend, mode, 320, 240);
+        add(
+            "recovery without a keyframe: a decoder that missed 9 frames decodes the recovery P-frame bit-exactly",
+            check_recovery(&c, &decoders()),
         );
     }
 

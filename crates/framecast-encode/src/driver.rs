@@ -189,6 +189,7 @@ impl BackendDriver {
                 dts_ns: expected.pts_ns,
                 duration_ns: self.duration_ns,
                 keyframe: unit.keyframe,
+                recovery_from: au.recovery_from.filter(|_| !unit.keyframe),
                 token: au.token,
                 frame_index: self.frames_out,
                 codec: unit.codec,

@@ -185,6 +185,29 @@ impl Encoder {
         Ok(changed)
     }
 
+    /// Every decoder of this stream has displayed the packet of `token` (a caller token) and
+    /// all before it: the backend may use any reference among them for [`Self::recover`].
+    /// Tokens passed here never decrease. Ignored when pipelined.
+    pub fn displayed(&mut self, token: u64) -> Result<(), EncodeError> {
+        match &mut self.mode {
+            Mode::Sync { core, .. } => core.backend.displayed(token),
+            Mode::Pipelined { .. } => Ok(()),
+        }
+    }
+
+    /// Recovery without a keyframe: make the next frame sent decodable by a decoder that
+    /// displayed the packet of `last_displayed` and then missed frames, by predicting it only
+    /// from a frame every decoder displayed ([`Self::displayed`]). Returns that frame's token
+    /// (the next packet then carries it in [`EncodedPacket::recovery_from`](crate::EncodedPacket::recovery_from)),
+    /// or `None` when the backend has no such frame or no mechanism, or the encoder is
+    /// pipelined: send an IDR instead.
+    pub fn recover(&mut self, last_displayed: u64) -> Result<Option<u64>, EncodeError> {
+        match &mut self.mode {
+            Mode::Sync { core, .. } => core.backend.recover(last_displayed),
+            Mode::Pipelined { .. } => Ok(None),
+        }
+    }
+
     /// The backend's registry name.
     pub fn backend_name(&self) -> &'static str {
         self.backend_name

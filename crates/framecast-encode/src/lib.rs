@@ -32,6 +32,8 @@ mod encoder;
 mod error;
 pub mod file;
 mod keyframes;
+#[cfg(feature = "openh264")]
+mod ltr;
 mod meta;
 pub mod normalize;
 mod packet;

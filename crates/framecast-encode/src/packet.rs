@@ -30,6 +30,10 @@ pub struct EncodedPacket {
     pub duration_ns: i64,
     /// True for IDR access units.
     pub keyframe: bool,
+    /// A recovery frame ([`crate::Encoder::recover`]): a P-frame predicted only from the frame
+    /// of this token, so a decoder that displayed that frame decodes this one whatever it
+    /// missed in between. `None` for every other packet.
+    pub recovery_from: Option<u64>,
     /// The caller's token of the frame this packet encodes.
     pub token: u64,
     /// 0-based index of this frame among the frames actually encoded.

@@ -5,6 +5,8 @@
 //! - [`sps`]: SPS parsing (via `h264-reader`) and a bit-exact rewriter that makes a stream
 //!   low-latency friendly (VUI `max_num_reorder_frames = 0`, `max_dec_frame_buffering`), states
 //!   its true colour (primaries, transfer, matrix, full range) and crops padded pictures.
+//! - [`slice`]: slice headers reduced to reference facts (frame_num, long-term marks and
+//!   references), for recovery without a keyframe.
 //! - [`codec`]: RFC 6381 codec strings for WebCodecs/MSE.
 //! - [`avcc`]: the `AVCDecoderConfigurationRecord` (MP4 `avcC`, WebCodecs `description`).
 //!
@@ -44,6 +46,7 @@ pub mod avcc;
 pub mod codec;
 pub mod nal;
 pub mod rbsp;
+pub mod slice;
 pub mod sps;
 
 pub use error::H264Error;

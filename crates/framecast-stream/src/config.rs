@@ -156,6 +156,7 @@ impl StreamConfig {
             pixel_ratio: self.pixel_ratio,
             color: self.color.clone().map(Arc::new),
             adaptive: self.adaptive.then(crate::session::AdaptiveConfig::default),
+            recovery: backend_recovers(&self.backend),
             ..SessionConfig::default()
         }
     }
@@ -182,4 +183,9 @@ impl StreamConfig {
         }
         Ok(())
     }
+}
+
+/// Whether `backend` makes recovery P-frames ([`SessionConfig::recovery`]).
+pub(crate) fn backend_recovers(backend: &str) -> bool {
+    framecast_encode::registry::find(backend).is_ok_and(|d| d.recovery)
 }

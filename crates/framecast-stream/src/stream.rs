@@ -311,6 +311,8 @@ impl StreamTask {
                 applied,
             } => {
                 tracing::info!(stream = %self.shared.name, ?settings, ?transports, "reconfigure");
+                self.core
+                    .set_recovery(crate::config::backend_recovers(&settings.backend));
                 self.core.reconfigure(settings, transports, now);
                 self.applied.extend(applied);
             }

@@ -85,7 +85,34 @@ fn encode_image(fmt: ImageFormat, w: &WorkerJob) -> Result<EncodedFrame, EncodeF
         width: w.frame.width(),
         height: w.frame.height(),
         encode_ms: 0.0,
+        recovery_from: None,
     })
+}
+
+/// Tell the encoder which frames every viewer displayed and, when viewers wait for recovery,
+/// ask for a recovery P-frame. Failures here only cost the recovery: the frame is encoded as
+/// usual and the core sends those viewers a keyframe.
+fn recovery_inputs(enc: &mut Encoder, job: &EncodeJob) {
+    if let Some(token) = job.displayed_by_all {
+        if let Err(e) = enc.displayed(token) {
+            tracing::warn!(group = job.group, %e, "reporting displayed frames to the encoder failed");
+        }
+    }
+    if let Some(last) = job.recover_for {
+        match enc.recover(last) {
+            Ok(Some(reference)) => {
+                tracing::debug!(
+                    group = job.group,
+                    reference,
+                    "recovery P-frame for viewers that missed frames"
+                );
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(group = job.group, %e, "recovery request failed; keyframe path")
+            }
+        }
+    }
 }
 
 fn encode_video(slot: &mut Option<Encoder>, w: &WorkerJob) -> Result<EncodedFrame, EncodeFailure> {
@@ -111,6 +138,8 @@ fn encode_video(slot: &mut Option<Encoder>, w: &WorkerJob) -> Result<EncodedFram
         config.fps = s.fps;
         config.bitrate = s.bitrate;
         config.keyframe_interval = (s.fps * s.keyframe_interval_s).round() as u32;
+        // Viewers that miss frames come back with a recovery P-frame where the backend can.
+        config.recovery = true;
         *slot = None;
         *slot = Some(Encoder::new(config).map_err(|e| EncodeFailure::Create {
             backend: s.backend.clone(),
@@ -120,6 +149,9 @@ fn encode_video(slot: &mut Option<Encoder>, w: &WorkerJob) -> Result<EncodedFram
         })?);
     }
     let enc = slot.as_mut().expect("just built");
+    if !rebuild {
+        recovery_inputs(enc, &w.job);
+    }
     let meta = FrameMeta {
         token: w.job.frame.id,
         pts_ns: w.job.frame.timestamp_us as i64 * 1000,
@@ -143,6 +175,7 @@ fn encode_video(slot: &mut Option<Encoder>, w: &WorkerJob) -> Result<EncodedFram
             width,
             height,
             encode_ms: 0.0,
+            recovery_from: p.recovery_from,
         }),
         Ok(None) => Err(EncodeFailure::NoPacket),
         Err(e) => {

@@ -65,6 +65,7 @@ fn run(core: &mut StreamCore, from: u64, frames: u64, payload: &Bytes) {
                         width: 64,
                         height: 48,
                         encode_ms: 1.0,
+                        recovery_from: None,
                     }),
                     now,
                 ),

@@ -120,6 +120,7 @@ impl Sim {
                 width: job.frame.width,
                 height: job.frame.height,
                 encode_ms: 5.0,
+                recovery_from: None,
             }),
             self.now,
         );

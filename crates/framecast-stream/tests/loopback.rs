@@ -689,3 +689,127 @@ async fn rejections_end_with_a_close_handshake_not_a_reset() {
     }
     d.close().await;
 }
+
+/// Recovery without a keyframe, end to end: two viewers share one encoder; B stops acking
+/// for 300 ms, so the server leaves it behind (it misses frames and loses sync). When B acks
+/// again it is brought back by a recovery P-frame, not an IDR: B's decoder, which never saw
+/// the frames it missed, decodes the frames from then on to the same pixels as A's, which
+/// saw everything, and the group encoded no keyframe besides the two joins'. (Congestion
+/// control may later move B to a lower tier, which starts with a keyframe of that tier's
+/// bitstream; the comparison stops there.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_that_missed_frames_recovers_without_a_keyframe() {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    let d = default_display().await;
+    let caps = [CAP_JPEG, CAP_H264_ANNEXB];
+    let mut a = hello(&d.ws_url(), &caps, None).await;
+    next_json(&mut a).await;
+    let mut b = hello(&d.ws_url(), &caps, None).await;
+    next_json(&mut b).await;
+    // A: acks and decodes everything, keeping each picture by its frame timestamp.
+    let seen_a: Arc<Mutex<BTreeMap<u64, framecast_core::Yuv420Image>>> = Arc::default();
+    let keep = seen_a.clone();
+    let viewer_a = tokio::spawn(async move {
+        let mut dec = H264Decoder::new().unwrap();
+        loop {
+            let Ok(Some(Ok(msg))) = tokio::time::timeout(
+                Duration::from_secs(2),
+                futures_util::StreamExt::next(&mut a),
+            )
+            .await
+            else {
+                break;
+            };
+            let Message::Binary(data) = msg else { continue };
+            let (h, payload) = framecast_stream::protocol::decode_envelope(&data).unwrap();
+            let BinaryHeader::VideoChunk(h) = h else {
+                continue;
+            };
+            if let Some(img) = dec.decode(payload).unwrap() {
+                keep.lock().unwrap().insert(h.timestamp_us, img);
+            }
+            if a.send(Message::text(client::ack(h.seq, 0))).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut dec = H264Decoder::new().unwrap();
+    let mut recovered_at = None;
+    let mut b_pictures = Vec::new();
+    let start = Instant::now();
+    let stall = Duration::from_millis(1200)..Duration::from_millis(1500);
+    // B displays late: what arrives during the stall is acked when it ends.
+    let mut unacked = None;
+    while start.elapsed() < Duration::from_secs(3) {
+        if !stall.contains(&start.elapsed()) {
+            if let Some(seq) = unacked.take() {
+                b.send(Message::text(client::ack(seq, 0))).await.unwrap();
+            }
+        }
+        let Ok(msg) = tokio::time::timeout(Duration::from_millis(20), next_binary(&mut b)).await
+        else {
+            continue;
+        };
+        let (h, payload) = msg;
+        let BinaryHeader::VideoChunk(h) = h else {
+            panic!("{h:?}")
+        };
+        let img = dec.decode(&payload).unwrap();
+        if start.elapsed() > stall.end && recovered_at.is_none() {
+            recovered_at = Some(h.timestamp_us);
+        }
+        if recovered_at.is_some() {
+            let img = img.expect("a picture per chunk after recovery");
+            b_pictures.push((h.timestamp_us, (h.keyframe, img)));
+        }
+        unacked = Some(h.seq);
+    }
+    let m = d.metrics().await.unwrap();
+    drop(b);
+    d.close().await;
+    let _ = viewer_a.await;
+    let vb = m
+        .viewers
+        .iter()
+        .find(|v| v.recoveries > 0)
+        .expect("B lost sync");
+    let first = m
+        .groups
+        .iter()
+        .find(|g| g.id == 1)
+        .expect("the first group");
+    // One IDR per join (one for both when B joined before the first encode).
+    assert!(
+        first.keyframes_encoded <= 2,
+        "only the joins' IDRs: {first:?}"
+    );
+    assert!(first.recovery_frames >= 1, "{first:?}");
+    assert!(vb.recovered_without_keyframe >= 1, "{vb:?}");
+    let (_, (after_key, _)) = b_pictures.first().expect("B got frames after the stall");
+    assert!(
+        !after_key,
+        "B's first chunk after the stall is a recovery P-frame, not an IDR"
+    );
+    // Up to a tier move's keyframe, if congestion control makes one.
+    let b_pictures: Vec<_> = b_pictures
+        .iter()
+        .enumerate()
+        .take_while(|(i, (_, (key, _)))| *i == 0 || !key)
+        .map(|(_, p)| p)
+        .collect();
+    let seen_a = seen_a.lock().unwrap();
+    let mut compared = 0;
+    for (ts, (_, img)) in &b_pictures {
+        if let Some(ai) = seen_a.get(ts) {
+            assert!(ai == img, "frame {ts}: B's picture differs from A's");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 15, "compared {compared} pictures");
+    let (_, (_, last)) = b_pictures.last().unwrap();
+    assert_patches(
+        &convert::yuv420_to_rgba(last, ColorSpace::default()),
+        "B after recovery",
+    );
+}

@@ -39,6 +39,11 @@ struct Sim {
     targets: Vec<(u32, u32)>,
     /// Every payload sent, in order (one per viewer and job).
     chunks: Vec<std::sync::Arc<framecast_stream::protocol::EnvelopeTemplate>>,
+    /// The fake encoder makes recovery P-frames: asked for one, it predicts from the newest
+    /// frame every viewer displayed (`EncodeJob::displayed_by_all`).
+    recovery: bool,
+    /// Recovery frames made: frame id of the recovery frame -> frame id of its reference.
+    recovered: BTreeMap<u64, u64>,
 }
 
 fn video() -> Vec<String> {
@@ -65,6 +70,8 @@ impl Sim {
             closed_groups: vec![],
             targets: vec![],
             chunks: vec![],
+            recovery: false,
+            recovered: BTreeMap::new(),
         }
     }
 
@@ -130,6 +137,13 @@ impl Sim {
     }
 
     fn complete(&mut self, job: EncodeJob) {
+        let recovery_from = job
+            .recover_for
+            .and(job.displayed_by_all)
+            .filter(|_| self.recovery && !job.force_keyframe);
+        if let Some(r) = recovery_from {
+            self.recovered.insert(job.frame.id, r);
+        }
         let (data, mime, keyframe) = match job.kind {
             GroupKind::Video => (
                 format!("h264 frame {} key {}", job.frame.id, job.force_keyframe),
@@ -152,6 +166,7 @@ impl Sim {
                 width: job.frame.width,
                 height: job.frame.height,
                 encode_ms: 5.0,
+                recovery_from,
             }),
             self.now,
         );
@@ -215,16 +230,26 @@ impl Sim {
     }
 
     /// Every delta `id` received directly follows, in its group's encode order, the frame it
-    /// received before: it never missed a picture its next delta refers to.
+    /// received before: it never missed a picture its next delta refers to. A recovery frame
+    /// may follow a gap; its reference must be a frame this viewer received.
     fn assert_decodable(&self, id: ViewerId) {
         let encoded: Vec<u64> = self.jobs.iter().map(|j| j.frame.timestamp_us).collect();
         let mut previous: Option<usize> = None;
+        let mut received = Vec::new();
         for f in self.sent(id) {
             let at = encoded
                 .iter()
                 .rposition(|&t| t == f.frame_ts)
                 .expect("a sent frame was encoded");
-            if !f.keyframe {
+            let frame = self.jobs[at].frame.id;
+            let reference = self.recovered.get(&frame);
+            received.push(frame);
+            if let Some(r) = reference.filter(|_| !f.keyframe) {
+                assert!(
+                    received.contains(r),
+                    "viewer {id}: recovery frame {frame} refers to frame {r}, which it never got"
+                );
+            } else if !f.keyframe {
                 assert_eq!(
                     previous.map(|p| p + 1),
                     Some(at),
@@ -867,4 +892,126 @@ fn per_frame_tags_reach_headers_and_config() {
         !header.contains("pixel_ratio") && !header.contains("color"),
         "{header}"
     );
+}
+
+/// Recovery without a keyframe: in a two-viewer group, one viewer stops acking, misses frames
+/// and loses sync; once it acks again the next frame is a recovery P-frame predicted from a
+/// frame both displayed — no IDR, nobody else pays — and both keep decoding.
+#[test]
+fn missed_frames_are_recovered_with_a_p_frame() {
+    let mut s = Sim::new(SessionConfig {
+        adaptive: None,
+        recovery: true,
+        ..SessionConfig::default()
+    });
+    s.recovery = true;
+    s.add(1, video());
+    s.add(2, video());
+    for _ in 0..10 {
+        s.publish();
+        s.ack_all(1);
+        s.ack_all(2);
+        s.advance(33 * MS);
+    }
+    // Viewer 2 stalls: its window fills, the group waits sync_wait, then leaves it behind.
+    for _ in 0..10 {
+        s.publish();
+        s.ack_all(1);
+        s.advance(33 * MS);
+    }
+    let m = s.core.metrics(s.now);
+    assert_eq!(m.viewers[1].recoveries, 1, "viewer 2 lost sync once");
+    // Every job so far was a delta except the join.
+    assert_eq!(s.jobs.iter().filter(|j| j.force_keyframe).count(), 1);
+    s.ack_all(2);
+    s.publish();
+    let job = s.jobs.last().unwrap();
+    assert!(!job.force_keyframe, "no IDR for the recovery");
+    let last = job.recover_for.expect("a recovery P-frame was asked for");
+    let reference = s.recovered[&job.frame.id];
+    assert!(reference <= last);
+    let got = s.sent(2).last().unwrap();
+    assert!(!got.keyframe);
+    assert_eq!(
+        got.frame_ts, job.frame.timestamp_us,
+        "viewer 2 got the recovery frame"
+    );
+    s.advance(33 * MS);
+    for _ in 0..10 {
+        s.ack_all(1);
+        s.ack_all(2);
+        s.publish();
+        s.advance(33 * MS);
+    }
+    let m = s.core.metrics(s.now);
+    assert_eq!(m.groups[0].keyframes_encoded, 1, "only the join's IDR");
+    assert_eq!(m.groups[0].recovery_frames, 1);
+    assert_eq!(m.viewers[1].recovered_without_keyframe, 1);
+    assert_eq!(m.viewers[0].recoveries, 0);
+    assert!(s.sent(2).len() > 20);
+    s.assert_decodable(1);
+    s.assert_decodable(2);
+}
+
+/// A decoder reset leaves the viewer's references unknown: only an IDR brings it back. And an
+/// encoder that cannot make a recovery frame (no reference every viewer displayed) costs one
+/// frame, then the keyframe path.
+#[test]
+fn recovery_falls_back_to_a_keyframe() {
+    let mut s = Sim::new(SessionConfig {
+        adaptive: None,
+        recovery: true,
+        ..SessionConfig::default()
+    });
+    s.recovery = true;
+    s.add(1, video());
+    s.add(2, video());
+    let tick = |s: &mut Sim, acks: &[ViewerId]| {
+        s.publish();
+        for &v in acks {
+            s.ack_all(v);
+        }
+        s.advance(33 * MS);
+    };
+    for _ in 0..5 {
+        tick(&mut s, &[1, 2]);
+    }
+    let (jobs, got) = (s.jobs.len(), s.sent(2).len());
+    s.text(2, r#"{"type":"decoder_reset"}"#);
+    for _ in 0..20 {
+        tick(&mut s, &[1, 2]);
+    }
+    assert!(
+        s.jobs[jobs..].iter().all(|j| j.recover_for.is_none()),
+        "no recovery P-frame for a reset decoder"
+    );
+    assert!(
+        s.sent(2)[got].keyframe,
+        "a reset decoder restarts at a keyframe"
+    );
+
+    // Viewer 2 stalls and returns; the encoder refuses the recovery frame.
+    s.recovery = false;
+    for _ in 0..8 {
+        tick(&mut s, &[1]);
+    }
+    assert!(s.core.metrics(s.now).viewers[1].recoveries >= 1);
+    let (jobs, got) = (s.jobs.len(), s.sent(2).len());
+    s.ack_all(2);
+    for _ in 0..30 {
+        tick(&mut s, &[1, 2]);
+    }
+    let asked = &s.jobs[jobs];
+    assert!(asked.recover_for.is_some() && !asked.force_keyframe);
+    assert!(s.sent(2).len() > got, "viewer 2 is back");
+    assert!(
+        s.sent(2)[got].keyframe,
+        "refused: it came back with a keyframe"
+    );
+    assert_eq!(
+        s.core.metrics(s.now).viewers[1].recovered_without_keyframe,
+        0
+    );
+    s.assert_decodable(1);
+    s.assert_decodable(2);
 }

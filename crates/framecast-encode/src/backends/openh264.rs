@@ -4,6 +4,7 @@
 use crate::backend::{
     Availability, BackendDescriptor, BackendEncoder, BackendFrame, RawAccessUnit, RawFormat,
 };
+use crate::ltr::LtrBook;
 use crate::{EncodeError, EncoderConfig, ProfileHint, RateControl};
 use framecast_core::{Yuv420Image, YuvLayout};
 use openh264::encoder::{
@@ -21,6 +22,7 @@ pub const DESCRIPTOR: BackendDescriptor = BackendDescriptor {
     name: NAME,
     description: "Cisco OpenH264, software, built from source (default)",
     hardware: false,
+    recovery: true,
     probe,
     create,
 };
@@ -87,6 +89,10 @@ fn create(config: &EncoderConfig) -> Result<Box<dyn BackendEncoder>, EncodeError
         .sps_pps_strategy(SpsPpsStrategy::ConstantId)
         .complexity(Complexity::Low)
         .profile(profile)
+        // Long-term references for recovery without a keyframe (OpenH264's camera-mode LTR:
+        // the IDR and then a picture now and then are marked long-term, each new mark only
+        // after the last one is confirmed by feedback).
+        .long_term_reference(config.recovery)
         .num_threads(threads_for(config.threads));
     oh = match config.rate_control {
         RateControl::Bitrate => oh.rate_control_mode(RateControlMode::Bitrate),
@@ -123,8 +129,15 @@ fn create(config: &EncoderConfig) -> Result<Box<dyn BackendEncoder>, EncodeError
         encoder,
         ready: VecDeque::with_capacity(1),
         pad,
+        ltr: config.recovery.then(LtrBook::new),
+        ltr_period_set: false,
     }))
 }
+
+/// Frames between long-term marks once the previous mark is confirmed (the `openh264` crate
+/// sets 30). A fresher reference makes a smaller recovery frame; each mark costs a few bits of
+/// MMCO in one slice header.
+const LTR_MARK_PERIOD: u32 = 10;
 
 /// Smallest side OpenH264 encodes (one macroblock).
 const MIN_SIDE: u32 = 16;
@@ -134,6 +147,11 @@ struct OpenH264Backend {
     ready: VecDeque<RawAccessUnit>,
     /// Canvas for pictures smaller than a macroblock.
     pad: Option<Yuv420Image>,
+    /// Long-term reference state, when recovery is on.
+    ltr: Option<LtrBook>,
+    /// [`LTR_MARK_PERIOD`] is applied (possible only once the crate has initialised
+    /// OpenH264, at the first frame).
+    ltr_period_set: bool,
 }
 
 /// Copy `src` into the top-left of the larger `dst`, repeating the last column and row.
@@ -224,13 +242,103 @@ impl BackendEncoder for OpenH264Backend {
             }
             _ => {}
         }
+        let data = bitstream.to_vec();
+        if self.ltr.is_some() && !self.ltr_period_set {
+            let mut period: u32 = LTR_MARK_PERIOD;
+            // SAFETY: the encoder is initialised (it has just encoded); OpenH264 reads a u32
+            // through the pointer during the call only.
+            let rc = unsafe {
+                self.encoder.raw_api().set_option(
+                    openh264_sys2::ENCODER_LTR_MARKING_PERIOD,
+                    (&raw mut period).cast(),
+                )
+            };
+            if rc != 0 {
+                return Err(EncodeError::Backend {
+                    backend: NAME,
+                    message: format!("setting the LTR marking period failed: {rc}"),
+                });
+            }
+            self.ltr_period_set = true;
+        }
+        let recovery_from = match self.ltr.as_mut() {
+            Some(book) => book
+                .output(frame.token, &data)
+                .map_err(|e| EncodeError::Backend {
+                    backend: NAME,
+                    message: format!("reading its own slice header: {e}"),
+                })?,
+            None => None,
+        };
         self.ready.push_back(RawAccessUnit {
             token: frame.token,
-            data: bitstream.to_vec(),
+            data,
             format: RawFormat::AnnexB,
             parameter_sets: None,
+            recovery_from,
         });
         Ok(())
+    }
+
+    fn displayed(&mut self, token: u64) -> Result<(), EncodeError> {
+        let Some(fb) = self.ltr.as_mut().and_then(|b| b.displayed(token)) else {
+            return Ok(());
+        };
+        let mut feedback = openh264_sys2::SLTRMarkingFeedback {
+            uiFeedbackType: openh264_sys2::LTR_MARKING_SUCCESS as _,
+            uiIDRPicId: fb.idr_pic_id,
+            iLTRFrameNum: fb.frame_num.into(),
+            iLayerId: 0,
+        };
+        // SAFETY: the encoder is initialised; OpenH264 reads the struct during the call only.
+        let rc = unsafe {
+            self.encoder.raw_api().set_option(
+                openh264_sys2::ENCODER_LTR_MARKING_FEEDBACK,
+                (&raw mut feedback).cast(),
+            )
+        };
+        if rc != 0 {
+            return Err(EncodeError::Backend {
+                backend: NAME,
+                message: format!("LTR marking feedback failed: {rc}"),
+            });
+        }
+        Ok(())
+    }
+
+    fn recover(&mut self, last_displayed: u64) -> Result<Option<u64>, EncodeError> {
+        let Some(book) = self.ltr.as_mut() else {
+            return Ok(None);
+        };
+        let (Some(idr_pic_id), Some(mark)) = (book.idr_pic_id(), book.recover(last_displayed))
+        else {
+            return Ok(None);
+        };
+        // "The decoder lost frames after a correct one": OpenH264 then predicts the next
+        // P-frame only from its confirmed long-term reference. iCurrentFrameNum = -1 skips
+        // its frame_num bookkeeping, which assumes one decoder's view of the stream; here the
+        // caller has already established which reference every decoder holds.
+        let mut request = openh264_sys2::SLTRRecoverRequest {
+            uiFeedbackType: openh264_sys2::LTR_RECOVERY_REQUEST as _,
+            uiIDRPicId: idr_pic_id,
+            iLastCorrectFrameNum: mark.frame_num.into(),
+            iCurrentFrameNum: -1,
+            iLayerId: 0,
+        };
+        // SAFETY: as in `displayed`.
+        let rc = unsafe {
+            self.encoder.raw_api().set_option(
+                openh264_sys2::ENCODER_LTR_RECOVERY_REQUEST,
+                (&raw mut request).cast(),
+            )
+        };
+        if rc != 0 {
+            return Err(EncodeError::Backend {
+                backend: NAME,
+                message: format!("LTR recovery request failed: {rc}"),
+            });
+        }
+        Ok(Some(mark.token))
     }
 
     fn set_rate(&mut self, bitrate: u32, fps: f64) -> Result<bool, EncodeError> {

@@ -85,6 +85,7 @@ pub const DESCRIPTOR: BackendDescriptor = BackendDescriptor {
     name: NAME,
     description: "Apple VideoToolbox, hardware H.264 (macOS)",
     hardware: true,
+    recovery: false,
     probe,
     create,
 };

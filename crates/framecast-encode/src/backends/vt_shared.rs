@@ -584,6 +584,7 @@ pub(crate) fn access_unit(token: u64, sample: SampleParts) -> Result<RawAccessUn
         data: sample.data,
         format: RawFormat::Avcc { length_size },
         parameter_sets,
+        recovery_from: None,
     })
 }
 

@@ -172,6 +172,11 @@ pub struct SessionConfig {
     /// rate and in-flight window, and viewers on much slower links move to lower encoder
     /// tiers. `None`: everyone gets the configured quality and `max_inflight`.
     pub adaptive: Option<AdaptiveConfig>,
+    /// The encoder backend makes recovery P-frames (`framecast_encode` backends whose
+    /// descriptor says `recovery`): a viewer that missed frames is brought back with a
+    /// P-frame predicted from a frame every viewer displayed, not an IDR that every viewer of
+    /// its group pays for. The shell sets it from the backend; default off.
+    pub recovery: bool,
 }
 
 impl Default for SessionConfig {
@@ -199,6 +204,7 @@ impl Default for SessionConfig {
             pixel_ratio: None,
             color: None,
             adaptive: Some(AdaptiveConfig::default()),
+            recovery: false,
         }
     }
 }

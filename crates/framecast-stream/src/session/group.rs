@@ -13,6 +13,8 @@ pub(super) struct Job {
     pub frame: FrameInfo,
     pub tags: FrameTags,
     pub recipients: Vec<ViewerId>,
+    /// A recovery P-frame was asked for viewers that displayed up to this frame.
+    pub recover_for: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -39,6 +41,8 @@ pub(super) struct Group {
     pub encode_ms: Option<f64>,
     pub encode_ms_recent: SampleRing,
     pub failures: u64,
+    /// Recovery P-frames encoded (viewers brought back without a keyframe).
+    pub recovery_frames: u64,
 }
 
 impl Group {
@@ -60,6 +64,7 @@ impl Group {
             encode_ms: None,
             encode_ms_recent: SampleRing::default(),
             failures: 0,
+            recovery_frames: 0,
         }
     }
 
@@ -80,6 +85,7 @@ impl Group {
         frame: FrameInfo,
         tags: FrameTags,
         recipients: Vec<ViewerId>,
+        recover_for: Option<u64>,
         now: Duration,
     ) -> u64 {
         self.last_job_at = Some(now);
@@ -89,6 +95,7 @@ impl Group {
             frame,
             tags,
             recipients,
+            recover_for,
         });
         self.job_counter
     }

@@ -51,6 +51,8 @@ pub struct ViewerMetrics {
     pub group: GroupId,
     /// Moves between encoder tiers.
     pub tier_moves: u64,
+    /// Times a recovery P-frame brought it back in sync instead of a keyframe.
+    pub recovered_without_keyframe: u64,
     /// Congestion control (absent when adaptation is off).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub congestion: Option<CcSnapshot>,
@@ -79,6 +81,8 @@ pub struct GroupMetrics {
     pub codec: Option<Arc<str>>,
     /// Failed encodes.
     pub failures: u64,
+    /// Recovery P-frames encoded (viewers that missed frames brought back without an IDR).
+    pub recovery_frames: u64,
     /// Tier among the groups of its kind (0 = best).
     pub tier: usize,
     /// Bitrate its encoder runs at.

@@ -32,6 +32,16 @@
 //!   frame it would miss: viewers on one link
 //!   stay in step instead of knocking each other out of sync in turn. A viewer later than
 //!   that is left behind: it loses sync.
+//! * **Recovery without a keyframe.** When the encoder backend can (OpenH264's long-term
+//!   references; [`SessionConfig::recovery`]), a viewer that lost sync but whose decoder
+//!   holds this bitstream's references (it displayed frames of it) is brought back by a
+//!   *recovery P-frame*: the core tells the encoder which frames every viewer of the group
+//!   has displayed ([`EncodeJob::displayed_by_all`]) and asks for a frame predicted only from
+//!   one of them ([`EncodeJob::recover_for`]); the result names its reference
+//!   ([`EncodedFrame::recovery_from`]) and goes to every viewer that displayed it. No IDR,
+//!   no recovery interval: the others pay a P-frame a little larger than usual. A viewer
+//!   that reset its decoder, asked for a keyframe, joined or changed tier has no known
+//!   references, and one the encoder could not serve falls back to the keyframe rules below.
 //! * **Only the viewer that lost sync pays.** Its keyframe goes out at once when nobody else
 //!   in the group would pay for it (every ready viewer needs one: a lone viewer, say). When
 //!   other viewers are in sync, recovery keyframes are spaced by `recovery_interval`; the
@@ -98,6 +108,9 @@ pub struct EncodedFrame {
     pub height: u32,
     /// Time spent converting and encoding.
     pub encode_ms: f64,
+    /// A recovery P-frame ([`EncodeJob::recover_for`]): predicted only from published frame
+    /// this id, so every viewer that displayed that frame decodes it. `None` otherwise.
+    pub recovery_from: Option<u64>,
 }
 
 /// Why an encode job produced nothing.
@@ -156,6 +169,14 @@ pub struct EncodeJob {
     pub force_keyframe: bool,
     /// A still: PNG for image groups, forced IDR for video.
     pub still: bool,
+    /// Every viewer of the group has displayed this frame and all before it (video): the
+    /// encoder may rely on references among them (`Encoder::displayed`).
+    pub displayed_by_all: Option<u64>,
+    /// Viewers that missed frames and displayed up to this one wait for recovery: make this
+    /// frame a recovery P-frame if the encoder can (`Encoder::recover`), and report it in
+    /// [`EncodedFrame::recovery_from`]; otherwise encode it as usual (the core then sends
+    /// them a keyframe).
+    pub recover_for: Option<u64>,
 }
 
 /// An input event from a viewer, as delivered to the application.
@@ -205,6 +226,17 @@ pub enum Action {
     },
     /// Deliver an input event to the application.
     Event(InputEvent),
+}
+
+/// How a job serves viewers waiting for recovery ([`StreamCore::recovery_plan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recovery {
+    /// Nobody ready needs it now (or a keyframe is held back by the interval).
+    None,
+    /// An IDR.
+    Keyframe,
+    /// A recovery P-frame for viewers that displayed up to this frame.
+    From(u64),
 }
 
 /// Why [`StreamCore::schedule`] runs: a publish counts viewers that cannot take the frame as
@@ -318,7 +350,7 @@ impl StreamCore {
         }
         for (&id, g) in &self.groups {
             if self.recovery_waiting(id, g) {
-                at(self.idle_recovery_at(g));
+                at(self.idle_recovery_at(id, g));
             }
             let pending =
                 g.busy.is_none() && self.latest.is_some_and(|f| g.last_submitted != Some(f.id));
@@ -544,19 +576,54 @@ impl StreamCore {
         for &id in &ready {
             self.viewer_mut(id).offered(true, now);
         }
-        let force = self.group_must_key(group, &ready, now);
-        self.start_job(group, frame, ready, force, false, now);
+        let plan = self.recovery_plan(group, &ready, now);
+        self.start_job(group, frame, ready, plan, false, now);
     }
 
-    /// Whether the next job for `ready` must be an IDR: the group says so, or a viewer needs
-    /// recovery and either nobody else would pay for it or the recovery interval has passed.
-    fn group_must_key(&self, group: GroupId, ready: &[ViewerId], now: Duration) -> bool {
+    /// How the next job for `ready` serves those of them that need recovery.
+    ///
+    /// * An IDR when the group says so, or when a viewer that a recovery P-frame cannot
+    ///   bring back (it has no known references) needs one and either nobody else would pay
+    ///   for it or the recovery interval has passed.
+    /// * Otherwise, for viewers whose decoders hold references (they displayed frames of
+    ///   this bitstream), a recovery P-frame predicted from a frame every viewer displayed:
+    ///   at once, since it costs the others little (the encoder falls back to a plain frame
+    ///   when it cannot, and those viewers then take the keyframe path).
+    fn recovery_plan(&self, group: GroupId, ready: &[ViewerId], now: Duration) -> Recovery {
         let g = &self.groups[&group];
-        let needs = |id: &ViewerId| self.viewers[id].needs_keyframe;
+        if g.force_keyframe {
+            return Recovery::Keyframe;
+        }
+        let needy = || {
+            ready
+                .iter()
+                .map(|id| &self.viewers[id])
+                .filter(|v| v.needs_keyframe)
+        };
         let in_sync = self.members(group).any(|(_, v)| !v.needs_keyframe);
-        g.force_keyframe
-            || (ready.iter().any(needs)
-                && (!in_sync || now >= g.recovery_due_at(self.config.recovery_interval)))
+        let video = g.kind == GroupKind::Video;
+        let p_frames = video && self.config.recovery;
+        let keyframe_wanted = needy().any(|v| !(p_frames && v.recoverable()));
+        if keyframe_wanted && (!in_sync || now >= g.recovery_due_at(self.config.recovery_interval))
+        {
+            return Recovery::Keyframe;
+        }
+        match needy()
+            .filter(|v| p_frames && v.recoverable())
+            .filter_map(|v| v.displayed)
+            .min()
+        {
+            Some(last) => Recovery::From(last),
+            None => Recovery::None,
+        }
+    }
+
+    /// The newest frame every viewer of a video group has displayed.
+    fn displayed_by_all(&self, group: GroupId) -> Option<u64> {
+        self.members(group)
+            .map(|(_, v)| v.displayed)
+            .min()
+            .flatten()
     }
 
     /// Until when its group waits for `v`, an in-sync viewer with a full window: when the
@@ -581,14 +648,24 @@ impl StreamCore {
     /// When a waiting recovery is served by re-sending the latest frame: once the interval
     /// allows it and the publisher has been quiet for two frame times (an active publisher's
     /// next frame carries it sooner, without encoding a picture twice).
-    fn idle_recovery_at(&self, g: &Group) -> Duration {
+    fn idle_recovery_at(&self, id: GroupId, g: &Group) -> Duration {
         let quiet = Duration::from_secs_f64(2.0 / self.config.encoder.fps.max(1.0));
         let idle_since = self
             .last_publish_at
             .unwrap_or_default()
             .saturating_add(quiet);
-        g.recovery_due_at(self.config.recovery_interval)
-            .max(idle_since)
+        // A recovery P-frame is not held back by the keyframe interval.
+        let all_recoverable = self.config.recovery
+            && self
+                .members(id)
+                .filter(|(_, v)| v.needs_keyframe && v.ready())
+                .all(|(_, v)| v.recoverable());
+        if all_recoverable {
+            idle_since
+        } else {
+            g.recovery_due_at(self.config.recovery_interval)
+                .max(idle_since)
+        }
     }
 
     fn viewer_mut(&mut self, id: ViewerId) -> &mut Viewer {
@@ -602,10 +679,16 @@ impl StreamCore {
         group: GroupId,
         frame: FrameInfo,
         recipients: Vec<ViewerId>,
-        force_keyframe: bool,
+        recovery: Recovery,
         still: bool,
         now: Duration,
     ) {
+        let force_keyframe = still || recovery == Recovery::Keyframe;
+        let recover_for = match recovery {
+            Recovery::From(last) => Some(last),
+            _ => None,
+        };
+        let displayed_by_all = self.displayed_by_all(group);
         let resized = self.groups[&group].size != Some((frame.width, frame.height));
         if resized && self.groups[&group].size.is_some() {
             // Encoder rebuild: everyone learns the new size and gets a keyframe.
@@ -624,7 +707,13 @@ impl StreamCore {
         g.size = Some((frame.width, frame.height));
         g.force_keyframe = false;
         g.last_submitted = Some(frame.id);
-        let job = g.start(frame, self.latest_tags.clone(), recipients, now);
+        let job = g.start(
+            frame,
+            self.latest_tags.clone(),
+            recipients,
+            recover_for,
+            now,
+        );
         self.actions.push_back(Action::Encode(EncodeJob {
             group,
             kind: g.kind,
@@ -633,6 +722,8 @@ impl StreamCore {
             frame,
             force_keyframe: force_keyframe || resized,
             still,
+            displayed_by_all,
+            recover_for,
         }));
     }
 
@@ -670,6 +761,8 @@ impl StreamCore {
         let fps = g.settings.fps;
         let keyframe = encoded.keyframe || matches!(kind, GroupKind::Image(_));
         g.encoded(keyframe, encoded.encode_ms, now);
+        let recovery_from = encoded.recovery_from.filter(|_| !keyframe);
+        g.recovery_frames += recovery_from.is_some() as u64;
         if encoded.codec.is_some() {
             g.codec.clone_from(&encoded.codec);
         }
@@ -686,11 +779,19 @@ impl StreamCore {
                 continue;
             }
             if v.needs_keyframe && !keyframe {
-                // It cannot decode a delta: it waits for its recovery keyframe.
-                v.count_drop(done.frame.id);
-                continue;
+                // A recovery P-frame brings it back if its decoder holds the reference.
+                let recovered = recovery_from.is_some_and(|r| v.displayed.is_some_and(|d| d >= r));
+                if !recovered {
+                    // It cannot decode a delta: it waits for its recovery keyframe.
+                    if done.recover_for.is_some() && v.recoverable() {
+                        v.recovery_refused = true;
+                    }
+                    v.count_drop(done.frame.id);
+                    continue;
+                }
+                v.stats.recovered_without_keyframe += 1;
             }
-            let seq = v.sent(bytes, keyframe, now);
+            let seq = v.sent(done.frame.id, bytes, keyframe, now);
             self.actions.push_back(Action::SendPayload {
                 viewer: id,
                 seq,
@@ -881,7 +982,7 @@ impl StreamCore {
         let v = self.viewer_mut(id);
         let from = std::mem::replace(&mut v.group, group);
         v.tier_pressure = None;
-        v.needs_keyframe = true;
+        v.forget_references();
         v.stats.tier_moves += 1;
         tracing::info!(
             viewer = id,
@@ -969,7 +1070,7 @@ impl StreamCore {
             }
             ClientMessage::RequestKeyframe { reason } => {
                 tracing::debug!(viewer, ?reason, "keyframe requested");
-                v.needs_keyframe = true;
+                v.forget_references();
                 v.stats.keyframe_requests += 1;
                 self.schedule(group, now, Trigger::Other);
             }
@@ -979,7 +1080,7 @@ impl StreamCore {
                     "viewer rebuilt its decoder: clearing in-flight, keyframe next"
                 );
                 v.inflight.clear();
-                v.needs_keyframe = true;
+                v.forget_references();
                 v.stats.decoder_resets += 1;
                 self.schedule(group, now, Trigger::Other);
             }
@@ -1066,7 +1167,11 @@ impl StreamCore {
         for (&id, v) in self.viewers.iter_mut() {
             if let Some(oldest) = v.inflight.front() {
                 if now.saturating_sub(oldest.sent_at) >= timeout {
-                    tracing::info!(viewer = id, inflight = v.inflight.len(), "in-flight backstop: no ack for {timeout:?}; clearing and forcing a keyframe");
+                    tracing::info!(
+                        viewer = id,
+                        inflight = v.inflight.len(),
+                        "in-flight backstop: no ack for {timeout:?}; clearing, recovery next"
+                    );
                     v.inflight.clear();
                     v.needs_keyframe = true;
                     v.stats.backstops += 1;
@@ -1086,7 +1191,7 @@ impl StreamCore {
         let due: Vec<GroupId> = self
             .groups
             .iter()
-            .filter(|(&id, g)| self.recovery_waiting(id, g) && now >= self.idle_recovery_at(g))
+            .filter(|(&id, g)| self.recovery_waiting(id, g) && now >= self.idle_recovery_at(id, g))
             .map(|(&id, _)| id)
             .collect();
         for g in due {
@@ -1135,7 +1240,21 @@ impl StreamCore {
             return;
         }
         self.groups.get_mut(&group).expect("checked").resent = Some(frame.id);
-        self.start_job(group, frame, recipients, true, still, now);
+        let plan = if still {
+            Recovery::Keyframe
+        } else {
+            match self.recovery_plan(group, &recipients, now) {
+                Recovery::None => Recovery::Keyframe,
+                plan => plan,
+            }
+        };
+        self.start_job(group, frame, recipients, plan, still, now);
+    }
+
+    /// Whether the encoder backend makes recovery P-frames ([`SessionConfig::recovery`]);
+    /// the shell says so again when [`Self::reconfigure`] changes the backend.
+    pub fn set_recovery(&mut self, on: bool) {
+        self.config.recovery = on;
     }
 
     /// Change encoder settings and/or the transport policy live: every group is rebuilt,
@@ -1177,7 +1296,7 @@ impl StreamCore {
             v.group = group;
             v.cc = cc;
             v.tier_pressure = None;
-            v.needs_keyframe = true;
+            v.forget_references();
             let text = self.config_text(kind, None);
             self.actions
                 .push_back(Action::SendText { viewer: id, text });
@@ -1227,6 +1346,7 @@ impl StreamCore {
                     keyframe_requests: s.keyframe_requests,
                     group: v.group,
                     tier_moves: s.tier_moves,
+                    recovered_without_keyframe: s.recovered_without_keyframe,
                     congestion: adaptive.then(|| v.cc.snapshot(now)),
                 }
             })
@@ -1245,6 +1365,7 @@ impl StreamCore {
                 encode_ms_p95: g.encode_ms_recent.quantile(0.95),
                 codec: g.codec.clone(),
                 failures: g.failures,
+                recovery_frames: g.recovery_frames,
                 tier: self.tier(id),
                 target_bitrate: g.settings.bitrate,
                 target_fps: g.settings.fps,

@@ -10,6 +10,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Inflight {
     pub seq: u64,
+    /// The published frame it carries (the encoder's token for it).
+    pub frame: u64,
     pub sent_at: Duration,
     pub bytes: usize,
     pub keyframe: bool,
@@ -37,6 +39,8 @@ pub(super) struct ViewerStats {
     pub keyframe_requests: u64,
     /// Moves between encoder tiers.
     pub tier_moves: u64,
+    /// Times it was brought back in sync by a recovery P-frame instead of a keyframe.
+    pub recovered_without_keyframe: u64,
 }
 
 /// A token bucket: `rate` tokens a second, a burst of one second's worth.
@@ -77,6 +81,17 @@ pub(super) struct Viewer {
     /// It cannot decode the group's next delta: it has not had its first keyframe yet, missed
     /// a frame the group encoded, asked for a keyframe, or reset its decoder.
     pub needs_keyframe: bool,
+    /// The newest frame of its group's bitstream it has displayed (acked) since its decoder
+    /// last started from a keyframe; `None` after a join, a tier move, a decoder reset or a
+    /// keyframe request (its decoder's references are then unknown). A recovery P-frame can
+    /// bring it back only from a reference no later than this.
+    pub displayed: Option<u64>,
+    /// A recovery P-frame was asked for it and the encoder could not make one: it takes the
+    /// keyframe path until it is back in sync.
+    pub recovery_refused: bool,
+    /// Acks of payloads before this `seq` say nothing about its decoder's references (they
+    /// were sent before it forgot them, or in another group's bitstream).
+    pub references_from_seq: u64,
     pub joined_at: Duration,
     pub last_stats: Option<Duration>,
     pub events: TokenBucket,
@@ -105,6 +120,9 @@ impl Viewer {
             next_seq: 0,
             inflight: VecDeque::new(),
             needs_keyframe: true,
+            displayed: None,
+            recovery_refused: false,
+            references_from_seq: 0,
             joined_at: now,
             last_stats: None,
             events: TokenBucket::full(events_per_second, now),
@@ -135,6 +153,19 @@ impl Viewer {
         }
     }
 
+    /// It needs recovery and its decoder holds references a recovery P-frame can use.
+    pub fn recoverable(&self) -> bool {
+        self.displayed.is_some() && !self.recovery_refused
+    }
+
+    /// Its decoder's references are unknown (it reset, asked for a keyframe or changed
+    /// bitstream): only a keyframe brings it back.
+    pub fn forget_references(&mut self) {
+        self.displayed = None;
+        self.references_from_seq = self.next_seq;
+        self.needs_keyframe = true;
+    }
+
     /// The viewer did not get published frame `frame`.
     pub fn count_drop(&mut self, frame: u64) {
         if self.last_dropped != Some(frame) {
@@ -151,19 +182,22 @@ impl Viewer {
         }
     }
 
-    /// Record a payload of `bytes` sent now; returns its sequence number.
-    pub fn sent(&mut self, bytes: usize, keyframe: bool, now: Duration) -> u64 {
+    /// Record a payload of `bytes` carrying published frame `frame` sent now; returns its
+    /// sequence number.
+    pub fn sent(&mut self, frame: u64, bytes: usize, keyframe: bool, now: Duration) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         let behind_keyframe = self.inflight.iter().any(|i| i.keyframe);
         self.inflight.push_back(Inflight {
             seq,
+            frame,
             sent_at: now,
             bytes,
             keyframe,
             behind_keyframe,
         });
         self.needs_keyframe = false;
+        self.recovery_refused = false;
         self.stats.frames_sent += 1;
         self.stats.keyframes_sent += keyframe as u64;
         self.stats.bytes_sent += bytes as u64;
@@ -180,11 +214,15 @@ impl Viewer {
         };
         let Inflight {
             sent_at,
+            frame,
             bytes,
             keyframe,
             behind_keyframe,
             ..
         } = self.inflight[pos];
+        if seq >= self.references_from_seq {
+            self.displayed = Some(frame);
+        }
         let retired: usize = self.inflight.drain(..=pos).map(|i| i.bytes).sum();
         let rtt = now.saturating_sub(sent_at).as_secs_f64() * 1e3;
         self.cc
