@@ -276,9 +276,9 @@ def serve(
     * ``adaptive``: congestion control (on by default). Each viewer's link sets its bitrate
       (down to a tenth of ``bitrate``), frame rate and in-flight window, so latency stays low
       on slow and changing networks; a viewer on a much slower link gets a lower encoder tier
-      of its own. Viewers see changes as pdum.rfb's ``set_quality``. The encoder's own IDRs
-      then come every 10 s (joins and losses still get one at once). ``False``: every viewer
-      gets ``bitrate`` and ``fps``, with an IDR every second.
+      of its own. Viewers see changes as pdum.rfb's ``set_quality``. The encoder then makes
+      no periodic IDRs (joins and decoder resets still get one at once). ``False``: every
+      viewer gets ``bitrate`` and ``fps``, with an IDR every second.
 
     Raises ``OSError`` when the port is taken, ``ValueError`` for bad settings.
     """

@@ -151,6 +151,49 @@ describe("framecast viewer against framecast serve", { skip }, () => {
     await page.close();
   });
 
+  it("a viewer that stops acknowledging is recovered with a P-frame: no IDR for anyone, WebCodecs keeps decoding", async () => {
+    const metrics = async () => (await fetch(`${base}/streams/default/metrics`)).json();
+    const [a, b] = [await newPage(browser), await newPage(browser)];
+    await a.goto(`${base}/`);
+    await b.goto(`${base}/`);
+    await waitFrames(a, 15);
+    await waitFrames(b, 15);
+    // Both pages share one encoder group: the only IDRs so far are the joins'.
+    const m0 = await metrics();
+    const vb0 = m0.viewers.at(-1);
+    const g0 = m0.groups.find((g) => g.id === vb0.group);
+    assert.equal(g0.viewers, 2, JSON.stringify(m0.groups));
+    const b0 = await b.evaluate(() => ({ frames: window.__framecast.frames }));
+    // B keeps displaying what it has but acknowledges nothing for 400 ms: the server fills its
+    // window, waits, and leaves it behind (B misses frames its group encodes).
+    await b.evaluate(() => window.__framecast.holdAcks(400));
+    await waitFrames(b, 20, b0.frames);
+    const m1 = await metrics();
+    const vb = m1.viewers.find((v) => v.id === vb0.id);
+    const g1 = m1.groups.find((g) => g.id === g0.id);
+    assert.ok(vb.recoveries >= 1, `B lost sync: ${JSON.stringify(vb)}`);
+    assert.ok(vb.recovered_without_keyframe >= 1, `B came back with a recovery P-frame: ${JSON.stringify(vb)}`);
+    assert.equal(vb.group, g0.id, "B stayed in its group");
+    assert.equal(g1.keyframes_encoded, g0.keyframes_encoded, `no IDR was encoded: ${JSON.stringify(g1)}`);
+    assert.ok(g1.recovery_frames >= 1, JSON.stringify(g1));
+    for (const v0 of m0.viewers.filter((v) => v.group === g0.id)) {
+      const v1 = m1.viewers.find((v) => v.id === v0.id);
+      assert.equal(v1.keyframes_sent, v0.keyframes_sent, `no keyframe was sent to viewer ${v0.id}`);
+    }
+    // The browser side: no decode error, no decoder rebuild, and the picture is right.
+    for (const page of [a, b]) {
+      const st = await waitInPage(page, (n) => {
+        const st = window.__framecast.stats();
+        return st && st.displayed >= n ? st : null;
+      }, b0.frames + 20, "a stats snapshot after the recovery");
+      assert.equal(st.decode_errors, 0, JSON.stringify(st));
+      assert.equal(st.recoveries, 0, JSON.stringify(st));
+    }
+    assertPatchesVideo(await patchColours(b), 10);
+    await a.close();
+    await b.close();
+  });
+
   it("toggles the stats overlay with 's' and shows transport, fps and RTT", async () => {
     const page = await newPage(browser);
     await page.goto(`${base}/`);

@@ -135,8 +135,10 @@ impl StreamConfig {
             fps: self.fps,
             // pdum.rfb's encoders make an IDR every second. With congestion control the
             // periodic IDR is the largest latency spike on a slow link (a 1080p IDR is several
-            // frames' worth), and nobody needs it: joins, resets and missed frames get theirs.
-            keyframe_interval_s: if self.adaptive { 10.0 } else { 1.0 },
+            // frames' worth, a freeze of a quarter second at 3 Mb/s), and nobody needs it:
+            // every frame is acknowledged, joins and decoder resets get an IDR, and viewers
+            // that miss frames a recovery P-frame. So none at all.
+            keyframe_interval_s: if self.adaptive { 0.0 } else { 1.0 },
             jpeg_quality: self.jpeg_quality,
         }
     }

@@ -18,8 +18,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn video_chunks_decode_to_the_test_card() {
-    // Congestion control (the default) leaves the encoder's own IDRs 10 s apart: in 1.5 s of
-    // a loopback viewer that keeps up, only the first chunk is a keyframe.
+    // With congestion control (the default) the encoder makes no periodic IDRs: a loopback
+    // viewer that keeps up gets only the first chunk as a keyframe.
     let keyframes = decode_45_chunks(true).await;
     assert_eq!(keyframes, [0], "keyframes at {keyframes:?}");
 }

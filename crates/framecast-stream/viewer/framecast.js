@@ -243,6 +243,7 @@ export function connect(canvas, url, options = {}) {
     overlay,
     forceDecoderReset: () => worker.postMessage({ type: "force_reset" }),
     simulateStall: () => worker.postMessage({ type: "simulate_stall" }),
+    holdAcks: (ms) => worker.postMessage({ type: "hold_acks", ms }),
     readPixels: (x, y, w, h) => new Promise((resolve) => {
       const id = nextPixelId++;
       pixelRequests.set(id, resolve);
@@ -255,7 +256,7 @@ export function connect(canvas, url, options = {}) {
 
 /**
  * Test and diagnostics hooks of a connection (not part of the embedding API):
- * forceDecoderReset(), simulateStall(), readPixels(x, y, w, h) -> Promise<{width, height, data}>
+ * forceDecoderReset(), simulateStall(), holdAcks(ms), readPixels(x, y, w, h) -> Promise<{width, height, data}>
  * in frame pixels, setHidden(bool), overlay {toggle(), visible()}.
  */
 export function debugHooks(handle) {

@@ -10,7 +10,8 @@
 //   {type:"event", event}            pdum event object, already in frame pixels
 //   {type:"visibility", hidden}
 //   {type:"close"}
-//   test hooks: {type:"force_reset"}, {type:"simulate_stall"}, {type:"read_pixels", id, x, y, w, h}
+//   test hooks: {type:"force_reset"}, {type:"simulate_stall"}, {type:"hold_acks", ms},
+//               {type:"read_pixels", id, x, y, w, h}
 // Worker -> main messages:
 //   {type:"state", state, code?, reason?, message?}   state: connecting|open|live|reconnecting|closed
 //   {type:"config", config}
@@ -102,6 +103,9 @@ self.onmessage = (ev) => {
       break;
     case "simulate_stall":
       stallSimulated = true;
+      break;
+    case "hold_acks":
+      holdAcks(m.ms);
       break;
     case "channel":
       if (ws instanceof ChannelSocket) ws.deliver(m);
@@ -455,9 +459,23 @@ function onImage(header, payload, recvUnixMs) {
 
 // ---------------------------------------------------------------- display, ack, stats
 
+// Test hook: a viewer that keeps displaying but stops acknowledging for a while (a busy tab, a
+// stalled uplink). The server then leaves it behind; the held ack goes out when the hold ends.
+let acksHeldUntil = 0;
+let heldAck = null;
+function holdAcks(ms) {
+  acksHeldUntil = nowMs() + ms;
+  setTimeout(() => {
+    if (heldAck) send(heldAck);
+    heldAck = null;
+  }, ms);
+}
+
 function displayed(entry, decodeMs, queueSize, drawMs) {
   const h = entry.header;
-  send({ type: "ack", seq: h.seq, decode_queue_size: queueSize, displayed: true });
+  const ack = { type: "ack", seq: h.seq, decode_queue_size: queueSize, displayed: true };
+  if (nowMs() < acksHeldUntil) heldAck = ack;
+  else send(ack);
   attempt = 0;
   const displayedUnixMs = unixMs();
   counters.displayed += 1;
