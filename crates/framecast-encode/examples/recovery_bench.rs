@@ -4,17 +4,19 @@
 //! Two encoders take the same input. Both report "every viewer displayed up to frame i - lag"
 //! (a round trip of `lag` frames). Every `every` frames a viewer that stalled `missed` frames
 //! earlier comes back: encoder L is asked for a recovery P-frame (`recover`), encoder K is
-//! forced to an IDR. For each event: the recovery frame's bytes and encode time, the time it
-//! takes on a link at the target bitrate, its PSNR against the source (decoded through the
+//! forced to an IDR. For each event: the recovery frame's bytes (every viewer of the shared
+//! encoder receives it) and encode time, its PSNR against the source (decoded through the
 //! whole stream, as the viewers that never missed a frame see it), and the peak one-second
-//! bitrate around it, which every viewer of the shared encoder pays.
+//! bitrate around it.
 //!
 //! ```text
 //! cargo run --release -p framecast-encode --example recovery_bench -- \
-//!     [INPUT] [--size 1920x1080] [--bitrate 8M] [--frames 600] [--every 30] [--lag 3] [--missed 5]
+//!     [INPUT] [--size 1920x1080] [--bitrate 8M] [--frames 600] [--every 30] [--lag 3] [--missed 5] [--qp N]
 //! ```
 //! INPUT: `pattern:plasma` (default), `pattern:testcard`, or a `.y4m` file (e.g. ffmpeg's
-//! testsrc2). Prints a Markdown table: median and p95 over the events.
+//! testsrc2). `--qp N`: constant QP instead of rate control, so both runs code at the same
+//! quality and the sizes show the coding cost alone. Prints a Markdown table: median and p95
+//! over the events.
 
 use framecast_core::convert::{psnr_plane, to_yuv420};
 use framecast_core::{ColorSpace, Yuv420Image, YuvLayout};
@@ -32,6 +34,8 @@ struct Args {
     every: u64,
     lag: u64,
     missed: u64,
+    /// Constant QP instead of rate control (equal quality: the coding cost alone).
+    qp: Option<u8>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -43,6 +47,7 @@ fn parse() -> Result<Args, String> {
         every: 30,
         lag: 3,
         missed: 5,
+        qp: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -69,8 +74,9 @@ fn parse() -> Result<Args, String> {
             "--every" => a.every = num(v()?)?,
             "--lag" => a.lag = num(v()?)?,
             "--missed" => a.missed = num(v()?)?,
+            "--qp" => a.qp = Some(num(v()?)?.min(51) as u8),
             "-h" | "--help" => {
-                return Err("usage: recovery_bench [INPUT] [--size WxH] [--bitrate 8M] [--frames N] [--every N] [--lag N] [--missed N]".into())
+                return Err("usage: recovery_bench [INPUT] [--size WxH] [--bitrate 8M] [--frames N] [--every N] [--lag N] [--missed N] [--qp N]".into())
             }
             _ if !k.starts_with('-') => a.input = k,
             _ => return Err(format!("unknown flag {k}")),
@@ -107,9 +113,12 @@ struct Run {
 impl Run {
     /// `recovery`: long-term references on (the recovery run) or off (the IDR run, as
     /// framecast encodes without them).
-    fn new(w: u32, h: u32, bitrate: u32, recovery: bool) -> Result<Self, String> {
+    fn new(w: u32, h: u32, a: &Args, recovery: bool) -> Result<Self, String> {
         let mut c = EncoderConfig::new(w, h);
-        c.bitrate = bitrate;
+        c.bitrate = a.bitrate;
+        if let Some(qp) = a.qp {
+            c.rate_control = framecast_encode::RateControl::ConstantQp(qp);
+        }
         c.keyframe_interval = 0;
         c.recovery = recovery;
         Ok(Run {
@@ -172,8 +181,8 @@ fn run() -> Result<(), String> {
     let a = parse()?;
     let mut src = source(&a)?;
     let (w, h) = (src.width(), src.height());
-    let mut ltr = Run::new(w, h, a.bitrate, true)?;
-    let mut idr = Run::new(w, h, a.bitrate, false)?;
+    let mut ltr = Run::new(w, h, &a, true)?;
+    let mut idr = Run::new(w, h, &a, false)?;
     let mut events = Vec::new();
     let mut yuv = Yuv420Image::new(w, h, YuvLayout::I420).map_err(|e| e.to_string())?;
     let mut i = 0u64;
@@ -183,10 +192,12 @@ fn run() -> Result<(), String> {
         };
         to_yuv420(&frame.as_frame(), ColorSpace::default(), &mut yuv).map_err(|e| e.to_string())?;
         let event = i >= a.every && i % a.every == 0;
-        // The viewers displayed up to i - lag; the one that stalled stopped at
-        // i - lag - missed, so nothing after that is confirmed until it is back.
-        let watermark = if event {
-            i.checked_sub(a.lag + a.missed)
+        // The viewers displayed up to i - lag. The one that comes back at the next event
+        // stopped displaying `missed` frames before it, so from then on nothing newer than
+        // its last displayed frame is displayed by every viewer.
+        let next_event = i.div_ceil(a.every) * a.every;
+        let watermark = if next_event >= a.every && next_event - i <= a.missed {
+            next_event.checked_sub(a.lag + a.missed)
         } else {
             i.checked_sub(a.lag)
         };
@@ -233,7 +244,7 @@ fn run() -> Result<(), String> {
     };
     let mut rows: Vec<(&str, Vec<f64>, Vec<f64>)> = Vec::new();
     type Metric = (&'static str, fn(&Run, usize, f64) -> f64);
-    let metrics: [Metric; 5] = [
+    let metrics: [Metric; 4] = [
         ("recovery frame, kB", |r, at, _| {
             r.packets[at].0.data.len() as f64 / 1e3
         }),
@@ -245,9 +256,6 @@ fn run() -> Result<(), String> {
             r.packets[at].0.data.len() as f64 / quantile(&mut around, 0.5)
         }),
         ("encode, ms", |r, at, _| r.packets[at].1),
-        ("on a link at the target rate, ms", |r, at, bps| {
-            r.packets[at].0.data.len() as f64 * 8.0 / bps * 1e3
-        }),
         ("PSNR Y, dB", |r, at, _| r.psnr[at]),
     ];
     for (name, f) in metrics {
@@ -264,23 +272,38 @@ fn run() -> Result<(), String> {
     let lp: Vec<f64> = events.iter().map(|&e| peak(&ltr, e as usize)).collect();
     let kp: Vec<f64> = events.iter().map(|&e| peak(&idr, e as usize)).collect();
     rows.push(("peak 1 s bitrate around it, Mb/s", lp, kp));
+    // The frames no recovery touched (the event and the 10 after it excluded): what a
+    // recovery frame is compared with.
+    let plain: Vec<usize> = (1..ltr.packets.len())
+        .filter(|&j| !events.iter().any(|&e| j >= e as usize && j <= e as usize + 10))
+        .collect();
+    let median = |f: &dyn Fn(usize) -> f64| quantile(&mut plain.iter().map(|&j| f(j)).collect::<Vec<_>>(), 0.5);
+    let plain_kb = median(&|j| ltr.packets[j].0.data.len() as f64 / 1e3);
+    let plain_psnr = median(&|j| ltr.psnr[j]);
+    let plain_ms = median(&|j| ltr.packets[j].1);
     let recovered = events
         .iter()
         .filter(|&&e| ltr.packets[e as usize].0.recovery_from.is_some())
         .count();
     let idr_frames = ltr.packets.iter().filter(|(p, _)| p.keyframe).count();
+    let rate = match a.qp {
+        Some(qp) => format!("constant QP {qp}"),
+        None => format!("{} Mb/s", a.bitrate as f64 / 1e6),
+    };
     println!(
-        "{} {}x{} at {} Mb/s, {} frames, {} recoveries (a viewer {} frames behind, round trip {} frames); LTR run: {} of them recovery P-frames, {} IDR in all",
+        "{} {}x{} at {rate}, {} frames, {} recoveries (a viewer {} frames behind, round trip {} frames); LTR run: {} of them recovery P-frames, {} IDR in all",
         a.input,
         w,
         h,
-        a.bitrate as f64 / 1e6,
         i,
         events.len(),
         a.missed,
         a.lag,
         recovered,
         idr_frames
+    );
+    println!(
+        "ordinary P-frames (LTR run, away from the recoveries): median {plain_kb:.2} kB, {plain_ms:.2} ms to encode, PSNR Y {plain_psnr:.2} dB"
     );
     println!();
     println!("| per recovery | recovery P-frame p50 | p95 | IDR p50 | p95 |");
