@@ -13,6 +13,9 @@
 #   SERVER         framecast (default) or pdum (pdum.rfb 0.3 from .peer/, scripts/browser-test.sh)
 #   SERVER_ARGS    extra server arguments (framecast: --no-adaptive; pdum: --adaptive)
 #   VIEWERS        acking viewers (default 1)
+#   VIEWER         probe (default: examples/probe.rs, acks on receipt) or chromium (framecast's
+#                  own viewer page in headless Chromium, decoding with WebCodecs and acking on
+#                  display: tests/browser/netview.mjs; one viewer, framecast servers only)
 #   BITRATE        framecast's --bitrate (default 8M)
 #   SAMPLES        write the probe's per-frame samples here (examples/probe.rs --samples)
 #   METRICS        write the server's /streams/default/metrics (framecast) here, the last taken
@@ -92,9 +95,16 @@ m = json.load(urllib.request.urlopen(sys.argv[1], timeout=5)); m["unix_s"] = tim
 fi
 sample_args=()
 [ -n "${SAMPLES:-}" ] && sample_args=(--samples "$SAMPLES")
-result=$($net view "$probe" --url ws://127.0.0.1:9000/ --viewers "${VIEWERS:-1}" \
-  --seconds "$seconds" --json "${offset_args[@]}" "${sample_args[@]}") || {
-  echo "probe failed; server log:" >&2; tail -20 "$log/server.log" "$log/relay.log" >&2; exit 1; }
+if [ "${VIEWER:-probe}" = chromium ]; then
+  [ "$server" = framecast ] || { echo "VIEWER=chromium needs SERVER=framecast" >&2; exit 1; }
+  result=$($net view node tests/browser/netview.mjs --url http://127.0.0.1:9000/ \
+    --seconds "$seconds") || {
+    echo "chromium viewer failed; server log:" >&2; tail -20 "$log/server.log" "$log/relay.log" >&2; exit 1; }
+else
+  result=$($net view "$probe" --url ws://127.0.0.1:9000/ --viewers "${VIEWERS:-1}" \
+    --seconds "$seconds" --json "${offset_args[@]}" "${sample_args[@]}") || {
+    echo "probe failed; server log:" >&2; tail -20 "$log/server.log" "$log/relay.log" >&2; exit 1; }
+fi
 if [ -n "${METRICS:-}" ]; then
   { grep -sE '"viewers": ?\[\{' "$METRICS.trace" || true; } | tail -1 >"$METRICS"
 fi

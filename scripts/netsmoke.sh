@@ -6,6 +6,9 @@
 # the server's controller has moved this viewer's target below the link and the stream kept
 # flowing as deltas; with it off the target stays at 6 Mb/s. Latency and frame rates are
 # printed for information; the figures to compare are scripts/netbench.sh's (BENCHMARKS.md).
+# Then headless Chromium watches the same stream from inside the viewers' namespace (framecast's
+# viewer page, WebCodecs): frames must keep arriving with no decode error and no decoder
+# rebuild (skipped, saying so, without Chromium or tests/browser/node_modules).
 #
 #   FRAMECAST_BIN=target/debug/framecast PROBE_BIN=target/debug/examples/probe scripts/netsmoke.sh
 set -euo pipefail
@@ -46,4 +49,22 @@ else:
     print(f"congestion control off: target stays {group['target_bitrate'] / 1e6:.0f} Mb/s, {frames:.0f} frames")
 PY
 done
+if [ -x "${CHROMIUM:-/usr/bin/chromium}" ] && [ -d tests/browser/node_modules/playwright-core ]; then
+  result=$(SIZE=1280x720 BITRATE=6M VIEWER=chromium METRICS="$out/chromium.json" \
+    scripts/netbench.sh bad pattern:bands 12)
+  echo "Chromium on 'bad', congestion control on: $result"
+  python3 - "$out/chromium.json" "$result" <<'PY'
+import json, sys
+metrics, result = json.load(open(sys.argv[1])), json.loads(sys.argv[2])["result"]
+frames = result["fps_per_viewer"] * result["seconds"]
+assert frames >= 30, f"only {frames:.0f} frames were displayed"
+assert result["decode_errors"] == 0, result
+assert result["decoder_recoveries"] == 0, result
+cc = metrics["viewers"][0]["congestion"]
+assert cc["decreases"] >= 1, f"the controller never stepped down for Chromium: {cc}"
+print(f"Chromium: {frames:.0f} frames displayed, no decode error; target {cc['target_bitrate'] / 1e6:.2f} Mb/s")
+PY
+else
+  echo "Chromium leg SKIPPED: no Chromium at ${CHROMIUM:-/usr/bin/chromium} or no tests/browser/node_modules"
+fi
 echo "congestion-control smoke passed"

@@ -14,7 +14,7 @@
 // Environment: FRAMECAST_BIN (default target/release/framecast), BENCH_SECONDS (10), BENCH_WARMUP (2),
 // BENCH_CONFIGS e.g. "1280x720@30:video,1920x1080@60:image" (default: all eight).
 
-import { launchBrowser, newPage, freePort, startServer, waitFrames, sleep, ROOT } from "./lib.js";
+import { launchBrowser, newPage, freePort, startServer, waitFrames, sleep, ROOT, stats, clockMapping } from "./lib.js";
 import path from "node:path";
 import os from "node:os";
 
@@ -28,37 +28,6 @@ const CONFIGS = (process.env.BENCH_CONFIGS ? process.env.BENCH_CONFIGS.split(","
   if (!m) throw new Error(`bad BENCH_CONFIGS entry ${c} (want WxH@FPS:video|image)`);
   return { w: +m[1], h: +m[2], fps: +m[3], transport: m[4] };
 });
-
-function quantile(sorted, q) {
-  if (sorted.length === 0) return NaN;
-  const i = (sorted.length - 1) * q;
-  const lo = Math.floor(i);
-  const hi = Math.ceil(i);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (i - lo);
-}
-const stats = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return { p50: quantile(s, 0.5), p95: quantile(s, 0.95), n: s.length };
-};
-
-/**
- * The server's clock pair: its per-stream clock (the one frame `timestamp_us` uses) and the wall
- * clock, read at the same instant. Looks for GET /streams/<name>/time -> {timestamp_us, unix_us},
- * then the same two fields in /streams/<name>/metrics ({clock: {...}} or top level).
- * Returns unix_us - timestamp_us, or null.
- */
-async function clockMapping(base, stream = "default") {
-  for (const p of [`/streams/${stream}/time`, `/streams/${stream}/metrics`]) {
-    try {
-      const r = await fetch(base + p);
-      if (!r.ok) continue;
-      const j = await r.json();
-      const c = j.clock || j;
-      if (typeof c.timestamp_us === "number" && typeof c.unix_us === "number") return c.unix_us - c.timestamp_us;
-    } catch { /* try the next */ }
-  }
-  return null;
-}
 
 async function serverMetrics(base) {
   try {

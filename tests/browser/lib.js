@@ -210,3 +210,36 @@ export function testCardPatches(width, height) {
 export function haveFile(p) {
   return existsSync(p);
 }
+
+// --- latency measurement (latency-bench.mjs, netview.mjs) ---------------------------------
+
+export function quantile(sorted, q) {
+  if (sorted.length === 0) return NaN;
+  const i = (sorted.length - 1) * q;
+  const lo = Math.floor(i);
+  const hi = Math.ceil(i);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (i - lo);
+}
+export const stats = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return { p50: quantile(s, 0.5), p95: quantile(s, 0.95), n: s.length };
+};
+
+/**
+ * The server's clock pair: its per-stream clock (the one frame `timestamp_us` uses) and the wall
+ * clock, read at the same instant. Looks for GET /streams/<name>/time -> {timestamp_us, unix_us},
+ * then the same two fields in /streams/<name>/metrics ({clock: {...}} or top level).
+ * Returns unix_us - timestamp_us, or null.
+ */
+export async function clockMapping(base, stream = "default") {
+  for (const p of [`/streams/${stream}/time`, `/streams/${stream}/metrics`]) {
+    try {
+      const r = await fetch(base + p);
+      if (!r.ok) continue;
+      const j = await r.json();
+      const c = j.clock || j;
+      if (typeof c.timestamp_us === "number" && typeof c.unix_us === "number") return c.unix_us - c.timestamp_us;
+    } catch { /* try the next */ }
+  }
+  return null;
+}
