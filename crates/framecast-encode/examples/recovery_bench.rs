@@ -275,9 +275,15 @@ fn run() -> Result<(), String> {
     // The frames no recovery touched (the event and the 10 after it excluded): what a
     // recovery frame is compared with.
     let plain: Vec<usize> = (1..ltr.packets.len())
-        .filter(|&j| !events.iter().any(|&e| j >= e as usize && j <= e as usize + 10))
+        .filter(|&j| {
+            !events
+                .iter()
+                .any(|&e| j >= e as usize && j <= e as usize + 10)
+        })
         .collect();
-    let median = |f: &dyn Fn(usize) -> f64| quantile(&mut plain.iter().map(|&j| f(j)).collect::<Vec<_>>(), 0.5);
+    let median = |f: &dyn Fn(usize) -> f64| {
+        quantile(&mut plain.iter().map(|&j| f(j)).collect::<Vec<_>>(), 0.5)
+    };
     let plain_kb = median(&|j| ltr.packets[j].0.data.len() as f64 / 1e3);
     let plain_psnr = median(&|j| ltr.psnr[j]);
     let plain_ms = median(&|j| ltr.packets[j].1);
