@@ -13,6 +13,9 @@
 #   SERVER         framecast (default) or pdum (pdum.rfb 0.3 from .peer/, scripts/browser-test.sh)
 #   SERVER_ARGS    extra server arguments (framecast: --no-adaptive; pdum: --adaptive)
 #   VIEWERS        acking viewers (default 1)
+#   SLOW_PROFILE   a second viewer on its own link with this profile's rate and delay (the first
+#                  keeps PROFILE's; not with drop): the JSON gains "slow_result", and METRICS
+#                  shows whether the two viewers share an encoder tier
 #   VIEWER         probe (default: examples/probe.rs, acks on receipt) or chromium (framecast's
 #                  own viewer page in headless Chromium, decoding with WebCodecs and acking on
 #                  display: tests/browser/netview.mjs; one viewer, framecast servers only)
@@ -45,6 +48,11 @@ cleanup() {
 }
 trap cleanup EXIT
 $net up "$rate"
+if [ -n "${SLOW_PROFILE:-}" ]; then
+  [ "$profile" != drop ] || { echo "SLOW_PROFILE does not combine with drop" >&2; exit 1; }
+  read -r slow_rate slow_rtt slow_jitter <<<"$($net profile "$SLOW_PROFILE")"
+  $net split "$rate" "$slow_rate"
+fi
 
 offset_args=()
 if [ "$server" = pdum ]; then
@@ -66,6 +74,11 @@ pids+=($!)
 $net view python3 scripts/net/delay_relay.py --listen 127.0.0.1:9000 --to 10.77.0.1:8765 \
   --rtt-ms "$rtt" --jitter-ms "$jitter" >"$log/relay.log" 2>&1 &
 pids+=($!)
+if [ -n "${SLOW_PROFILE:-}" ]; then
+  $net view python3 scripts/net/delay_relay.py --listen 127.0.0.1:9001 --to 10.77.0.1:8765 \
+    --rtt-ms "$slow_rtt" --jitter-ms "$slow_jitter" --source 10.77.0.3 >"$log/relay2.log" 2>&1 &
+  pids+=($!)
+fi
 for _ in $(seq 100); do
   $net view bash -c 'exec 3<>/dev/tcp/10.77.0.1/8765 && exec 4<>/dev/tcp/127.0.0.1/9000' 2>/dev/null && break
   sleep 0.2
@@ -101,6 +114,11 @@ if [ "${VIEWER:-probe}" = chromium ]; then
     --seconds "$seconds") || {
     echo "chromium viewer failed; server log:" >&2; tail -20 "$log/server.log" "$log/relay.log" >&2; exit 1; }
 else
+  if [ -n "${SLOW_PROFILE:-}" ]; then
+    $net view "$probe" --url ws://127.0.0.1:9001/ --viewers 1 --seconds "$seconds" --json \
+      "${offset_args[@]}" >"$log/slow.json" 2>"$log/slow.err" &
+    pids+=($!)
+  fi
   result=$($net view "$probe" --url ws://127.0.0.1:9000/ --viewers "${VIEWERS:-1}" \
     --seconds "$seconds" --json "${offset_args[@]}" "${sample_args[@]}") || {
     echo "probe failed; server log:" >&2; tail -20 "$log/server.log" "$log/relay.log" >&2; exit 1; }
@@ -108,4 +126,10 @@ fi
 if [ -n "${METRICS:-}" ]; then
   { grep -sE '"viewers": ?\[\{' "$METRICS.trace" || true; } | tail -1 >"$METRICS"
 fi
-echo "{\"profile\":\"$profile\",\"server\":\"$server\",\"server_args\":\"${SERVER_ARGS:-}\",\"result\":$result}"
+slow=""
+if [ -n "${SLOW_PROFILE:-}" ]; then
+  for _ in $(seq 50); do [ -s "$log/slow.json" ] && break; sleep 0.2; done
+  [ -s "$log/slow.json" ] || { echo "the slow viewer's probe failed:" >&2; cat "$log/slow.err" >&2; exit 1; }
+  slow=",\"slow_profile\":\"$SLOW_PROFILE\",\"slow_result\":$(cat "$log/slow.json")"
+fi
+echo "{\"profile\":\"$profile\",\"server\":\"$server\",\"server_args\":\"${SERVER_ARGS:-}\",\"result\":$result$slow}"

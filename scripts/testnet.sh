@@ -7,6 +7,8 @@
 #
 #   scripts/testnet.sh up [RATE]       create the namespaces (RATE e.g. 4mbit: shape at once)
 #   scripts/testnet.sh rate RATE|off   shape (or unshape) the server -> viewer direction
+#   scripts/testnet.sh split FAST SLOW two viewer links: traffic to 10.77.0.2 at FAST, to a
+#                                      second viewer address 10.77.0.3 at SLOW (htb classes)
 #   scripts/testnet.sh srv CMD...      run CMD in the server namespace
 #   scripts/testnet.sh view CMD...     run CMD in the viewers' namespace
 #   scripts/testnet.sh down            remove everything
@@ -31,6 +33,7 @@ SRV_IF=fc-s
 VIEW_IF=fc-v
 SRV_IP=10.77.0.1
 VIEW_IP=10.77.0.2
+VIEW2_IP=10.77.0.3
 
 die() { echo "testnet: $*" >&2; exit 1; }
 
@@ -40,6 +43,34 @@ shape() {
   if [ "$rate" != "off" ]; then
     ip netns exec "$SRV" tc qdisc add dev "$SRV_IF" root tbf rate "$rate" burst 32kbit latency 200ms
   fi
+}
+
+# Two links behind one veth: htb gives each viewer address its own rate and its own queue
+# (a 200 ms pfifo at that rate, as tbf's latency setting gives the single link).
+split() {
+  local fast=$1 slow=$2 cls rate
+  [ "$fast" = off ] && fast=10gbit
+  [ "$slow" = off ] && slow=10gbit
+  ip -n "$VIEW" addr add "$VIEW2_IP/24" dev "$VIEW_IF" 2>/dev/null || true
+  ip netns exec "$SRV" tc qdisc del dev "$SRV_IF" root 2>/dev/null || true
+  ip netns exec "$SRV" tc qdisc add dev "$SRV_IF" root handle 1: htb default 10
+  for cls in 10 20; do
+    rate=$fast
+    [ "$cls" = 20 ] && rate=$slow
+    ip netns exec "$SRV" tc class add dev "$SRV_IF" parent 1: classid "1:$cls" htb rate "$rate" ceil "$rate"
+    ip netns exec "$SRV" tc qdisc add dev "$SRV_IF" parent "1:$cls" handle "$cls:" bfifo \
+      limit "$(queue_bytes "$rate")"
+  done
+  ip netns exec "$SRV" tc filter add dev "$SRV_IF" parent 1: protocol ip u32 \
+    match ip dst "$VIEW2_IP/32" flowid 1:20
+}
+
+# Bytes a link of RATE (e.g. 3mbit) sends in 200 ms, at least 64 KB.
+queue_bytes() {
+  python3 -c 'import re, sys
+m = re.fullmatch(r"(\d+(?:\.\d+)?)([kmg]?)bit", sys.argv[1])
+bits = float(m[1]) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[m[2]]
+print(max(65536, int(bits / 8 * 0.2)))' "$1"
 }
 
 up() {
@@ -89,10 +120,11 @@ shift || true
 case "$cmd" in
   up) up "${1:-}" ;;
   rate) [ -n "${1:-}" ] || die "rate needs RATE or off"; shape "$1" ;;
+  split) split "${1:?split FAST SLOW}" "${2:?split FAST SLOW}" ;;
   srv) exec ip netns exec "$SRV" "$@" ;;
   view) exec ip netns exec "$VIEW" "$@" ;;
   down) down ;;
   check) check ;;
   profile) profile "${1:?profile NAME}" ;;
-  *) sed -n '2,28p' "$0"; exit 2 ;;
+  *) sed -n '2,30p' "$0"; exit 2 ;;
 esac

@@ -9,7 +9,10 @@ direction, in order. Bytes are read as soon as they arrive (the relay never slow
 server's TCP down; it only holds what is "in flight").
 
     python3 scripts/net/delay_relay.py --listen 127.0.0.1:9000 --to 10.77.0.1:8765 \\
-        --rtt-ms 40 [--jitter-ms 5] [--seed 1]
+        --rtt-ms 40 [--jitter-ms 5] [--seed 1] [--source 10.77.0.3]
+
+--source makes the relay's connections to the server come from that address, so a shaper on
+the server side can tell two viewers' links apart (scripts/bench/twolinks.sh).
 
 Standard library only; runs until killed.
 """
@@ -81,6 +84,9 @@ async def main() -> None:
         help="extra delay, uniform 0..J, per chunk",
     )
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--source", default=None, help="local address of the connections to the server"
+    )
     a = ap.parse_args()
     rng = random.Random(a.seed)
     half, jitter = a.rtt_ms / 2e3, a.jitter_ms / 1e3
@@ -90,7 +96,11 @@ async def main() -> None:
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         try:
-            up_reader, up_writer = await asyncio.open_connection(up_host, up_port)
+            up_reader, up_writer = await asyncio.open_connection(
+                up_host,
+                up_port,
+                local_addr=(a.source, 0) if a.source else None,
+            )
         except OSError:
             writer.close()
             return

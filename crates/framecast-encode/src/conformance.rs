@@ -364,6 +364,24 @@ fn luma_error(img: &Yuv420Image, rgba: &[u8], w: u32, h: u32) -> f64 {
     err[0].min(err[1]) / (w as f64 * h as f64)
 }
 
+/// Submit synthetic frame `i` (token `i`) to a synchronous encoder, which must accept it.
+fn send_synthetic(enc: &mut Encoder, config: &EncoderConfig, i: u64) -> Result<(), String> {
+    let (w, h) = (config.width, config.height);
+    let rgba = synthetic_frame(w, h, i);
+    let frame = Frame::rgba8(&rgba, w, h, w as usize * 4).map_err(|e| e.to_string())?;
+    let meta = FrameMeta {
+        token: i,
+        pts_ns: i as i64 * config.frame_duration_ns(),
+        force_keyframe: false,
+    };
+    if enc.send_frame(&frame, meta).map_err(|e| e.to_string())? != SendOutcome::Accepted {
+        return Err(format!(
+            "frame {i} was not accepted by a synchronous encoder"
+        ));
+    }
+    Ok(())
+}
+
 /// A live rate change ([`Encoder::set_rate`]) takes effect without an IDR: the frames after a
 /// cut from 4 Mb/s to 250 kb/s are much smaller, none is an IDR, and the stream decodes to
 /// the source picture. Backends that cannot change the rate live say so (`Ok(false)`).
@@ -382,18 +400,7 @@ fn check_live_rate(config: &EncoderConfig) -> Result<(), String> {
                 Err(e) => return Err(format!("set_rate: {e}")),
             }
         }
-        let rgba = synthetic_frame(w, h, i);
-        let frame = Frame::rgba8(&rgba, w, h, w as usize * 4).map_err(|e| e.to_string())?;
-        let meta = FrameMeta {
-            token: i,
-            pts_ns: i as i64 * config.frame_duration_ns(),
-            force_keyframe: false,
-        };
-        if enc.send_frame(&frame, meta).map_err(|e| e.to_string())? != SendOutcome::Accepted {
-            return Err(format!(
-                "frame {i} was not accepted by a synchronous encoder"
-            ));
-        }
+        send_synthetic(&mut enc, &config, i)?;
         while let Some(ev) = enc.receive().map_err(|e| e.to_string())? {
             if let EncoderEvent::Packet(p) = ev {
                 pk.push(p);
@@ -486,16 +493,7 @@ fn check_recovery(config: &EncoderConfig, decoders: &[DecoderFactory]) -> Result
                 _ => {}
             }
         }
-        let rgba = synthetic_frame(w, h, i);
-        let frame = Frame::rgba8(&rgba, w, h, w as usize * 4).map_err(|e| e.to_string())?;
-        let meta = FrameMeta {
-            token: i,
-            pts_ns: i as i64 * config.frame_duration_ns(),
-            force_keyframe: false,
-        };
-        if enc.send_frame(&frame, meta).map_err(|e| e.to_string())? != SendOutcome::Accepted {
-            return Err(format!("frame {i} was not accepted"));
-        }
+        send_synthetic(&mut enc, &config, i)?;
         while let Some(ev) = enc.receive().map_err(|e| e.to_string())? {
             if let EncoderEvent::Packet(p) = ev {
                 pk.push(p);

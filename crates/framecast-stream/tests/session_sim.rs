@@ -75,6 +75,19 @@ impl Sim {
         }
     }
 
+    /// Two video viewers of an encoder that makes recovery P-frames, at a fixed window.
+    fn two_viewers_with_recovery() -> Self {
+        let mut s = Self::new(SessionConfig {
+            adaptive: None,
+            recovery: true,
+            ..SessionConfig::default()
+        });
+        s.recovery = true;
+        s.add(1, video());
+        s.add(2, video());
+        s
+    }
+
     /// The delivery rules at a fixed window and quality: congestion control (on by default)
     /// is off here; `congestion_sim.rs` tests it over a simulated link.
     fn default() -> Self {
@@ -899,14 +912,7 @@ fn per_frame_tags_reach_headers_and_config() {
 /// frame both displayed — no IDR, nobody else pays — and both keep decoding.
 #[test]
 fn missed_frames_are_recovered_with_a_p_frame() {
-    let mut s = Sim::new(SessionConfig {
-        adaptive: None,
-        recovery: true,
-        ..SessionConfig::default()
-    });
-    s.recovery = true;
-    s.add(1, video());
-    s.add(2, video());
+    let mut s = Sim::two_viewers_with_recovery();
     for _ in 0..10 {
         s.publish();
         s.ack_all(1);
@@ -958,14 +964,7 @@ fn missed_frames_are_recovered_with_a_p_frame() {
 /// frame, then the keyframe path.
 #[test]
 fn recovery_falls_back_to_a_keyframe() {
-    let mut s = Sim::new(SessionConfig {
-        adaptive: None,
-        recovery: true,
-        ..SessionConfig::default()
-    });
-    s.recovery = true;
-    s.add(1, video());
-    s.add(2, video());
+    let mut s = Sim::two_viewers_with_recovery();
     let tick = |s: &mut Sim, acks: &[ViewerId]| {
         s.publish();
         for &v in acks {

@@ -139,6 +139,33 @@ fn create(config: &EncoderConfig) -> Result<Box<dyn BackendEncoder>, EncodeError
 /// MMCO in one slice header.
 const LTR_MARK_PERIOD: u32 = 10;
 
+/// `SetOption(option, value)`; `what` names the change in the error.
+///
+/// # Safety
+/// `T` must be the type OpenH264 reads for `option`, and the encoder must be initialised
+/// (the `openh264` crate initialises OpenH264 at the first frame). OpenH264 reads `value`
+/// during the call only.
+unsafe fn set_option<T>(
+    encoder: &mut OhEncoder,
+    option: openh264_sys2::ENCODER_OPTION,
+    value: &mut T,
+    what: &str,
+) -> Result<(), EncodeError> {
+    // SAFETY: the caller's contract above.
+    let rc = unsafe {
+        encoder
+            .raw_api()
+            .set_option(option, (value as *mut T).cast())
+    };
+    if rc != 0 {
+        return Err(EncodeError::Backend {
+            backend: NAME,
+            message: format!("{what} failed: SetOption returned {rc}"),
+        });
+    }
+    Ok(())
+}
+
 /// Smallest side OpenH264 encodes (one macroblock).
 const MIN_SIDE: u32 = 16;
 
@@ -245,19 +272,14 @@ impl BackendEncoder for OpenH264Backend {
         let data = bitstream.to_vec();
         if self.ltr.is_some() && !self.ltr_period_set {
             let mut period: u32 = LTR_MARK_PERIOD;
-            // SAFETY: the encoder is initialised (it has just encoded); OpenH264 reads a u32
-            // through the pointer during the call only.
-            let rc = unsafe {
-                self.encoder.raw_api().set_option(
+            // SAFETY: ENCODER_LTR_MARKING_PERIOD takes a u32; the encoder has just encoded.
+            unsafe {
+                set_option(
+                    &mut self.encoder,
                     openh264_sys2::ENCODER_LTR_MARKING_PERIOD,
-                    (&raw mut period).cast(),
-                )
-            };
-            if rc != 0 {
-                return Err(EncodeError::Backend {
-                    backend: NAME,
-                    message: format!("setting the LTR marking period failed: {rc}"),
-                });
+                    &mut period,
+                    "setting the LTR marking period",
+                )?;
             }
             self.ltr_period_set = true;
         }
@@ -290,20 +312,16 @@ impl BackendEncoder for OpenH264Backend {
             iLTRFrameNum: fb.frame_num.into(),
             iLayerId: 0,
         };
-        // SAFETY: the encoder is initialised; OpenH264 reads the struct during the call only.
-        let rc = unsafe {
-            self.encoder.raw_api().set_option(
+        // SAFETY: ENCODER_LTR_MARKING_FEEDBACK takes an SLTRMarkingFeedback; a feedback exists
+        // only for a mark read from an encoded frame, so the encoder is initialised.
+        unsafe {
+            set_option(
+                &mut self.encoder,
                 openh264_sys2::ENCODER_LTR_MARKING_FEEDBACK,
-                (&raw mut feedback).cast(),
+                &mut feedback,
+                "LTR marking feedback",
             )
-        };
-        if rc != 0 {
-            return Err(EncodeError::Backend {
-                backend: NAME,
-                message: format!("LTR marking feedback failed: {rc}"),
-            });
         }
-        Ok(())
     }
 
     fn recover(&mut self, last_displayed: u64) -> Result<Option<u64>, EncodeError> {
@@ -325,18 +343,15 @@ impl BackendEncoder for OpenH264Backend {
             iCurrentFrameNum: -1,
             iLayerId: 0,
         };
-        // SAFETY: as in `displayed`.
-        let rc = unsafe {
-            self.encoder.raw_api().set_option(
+        // SAFETY: ENCODER_LTR_RECOVERY_REQUEST takes an SLTRRecoverRequest; a confirmed mark
+        // exists only after encoded frames, so the encoder is initialised.
+        unsafe {
+            set_option(
+                &mut self.encoder,
                 openh264_sys2::ENCODER_LTR_RECOVERY_REQUEST,
-                (&raw mut request).cast(),
-            )
-        };
-        if rc != 0 {
-            return Err(EncodeError::Backend {
-                backend: NAME,
-                message: format!("LTR recovery request failed: {rc}"),
-            });
+                &mut request,
+                "LTR recovery request",
+            )?;
         }
         Ok(Some(mark.token))
     }
@@ -349,26 +364,21 @@ impl BackendEncoder for OpenH264Backend {
             iBitrate: bitrate.min(i32::MAX as u32) as i32,
         };
         let mut rate = fps as f32;
-        // SAFETY: the encoder is initialised; OpenH264 reads an SBitrateInfo / a float through
-        // the pointers during the calls only.
-        let (a, b) = unsafe {
-            let api = self.encoder.raw_api();
-            (
-                api.set_option(
-                    openh264_sys2::ENCODER_OPTION_BITRATE,
-                    (&raw mut info).cast(),
-                ),
-                api.set_option(
-                    openh264_sys2::ENCODER_OPTION_FRAME_RATE,
-                    (&raw mut rate).cast(),
-                ),
-            )
-        };
-        if a != 0 || b != 0 {
-            return Err(EncodeError::Backend {
-                backend: NAME,
-                message: format!("SetOption(bitrate {bitrate}, {fps} fps) failed: {a}/{b}"),
-            });
+        // SAFETY: ENCODER_OPTION_BITRATE takes an SBitrateInfo and ENCODER_OPTION_FRAME_RATE a
+        // float; the caller changes the rate of an encoder that has encoded frames.
+        unsafe {
+            set_option(
+                &mut self.encoder,
+                openh264_sys2::ENCODER_OPTION_BITRATE,
+                &mut info,
+                &format!("setting the bitrate to {bitrate}"),
+            )?;
+            set_option(
+                &mut self.encoder,
+                openh264_sys2::ENCODER_OPTION_FRAME_RATE,
+                &mut rate,
+                &format!("setting the frame rate to {fps}"),
+            )?;
         }
         Ok(true)
     }
