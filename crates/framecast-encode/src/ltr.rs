@@ -26,13 +26,25 @@ pub(crate) struct Mark {
     pub idr: bool,
 }
 
-/// What [`LtrBook::displayed`] asks the backend to do.
+/// Marking feedback for the backend: a mark every decoder holds, or one a decoder missed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Feedback {
     /// `idr_pic_id` of the IDR period the mark belongs to.
     pub idr_pic_id: u32,
-    /// `frame_num` of the confirmed long-term picture.
+    /// `frame_num` of the long-term picture.
     pub frame_num: u16,
+    /// Every decoder holds it (`true`), or some decoder may not (`false`: drop it).
+    pub success: bool,
+}
+
+/// What [`LtrBook::output`] found in an access unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Output {
+    /// It is the promised recovery frame, predicted only from the frame of this token.
+    pub recovery_from: Option<u64>,
+    /// A mark made before this recovery frame that a decoder which missed frames may lack:
+    /// tell the backend it failed, so it neither relies on it nor waits for it.
+    pub failed: Option<Feedback>,
 }
 
 /// See the module docs.
@@ -71,6 +83,7 @@ impl LtrBook {
                 feedback = self.idr_pic_id.map(|idr_pic_id| Feedback {
                     idr_pic_id,
                     frame_num: mark.frame_num,
+                    success: true,
                 });
             }
         }
@@ -91,16 +104,21 @@ impl LtrBook {
         self.idr_pic_id
     }
 
-    /// Read one output access unit (Annex B). Returns the token of the reference it recovers
-    /// from when it is the promised recovery frame and predicts only from that reference.
+    /// Read one output access unit (Annex B): whether it is the promised recovery frame
+    /// (predicting only from that reference), and what the backend must be told.
+    ///
+    /// After a recovery frame, "every decoder displayed up to token t" no longer means every
+    /// decoder saw every frame up to t: the one that was recovered skipped some. So the marks
+    /// still waiting for confirmation, all made before the recovery frame, are dropped (the
+    /// backend is told they failed) rather than confirmed later by displays that skipped them.
     pub(crate) fn output(
         &mut self,
         token: u64,
         access_unit: &[u8],
-    ) -> Result<Option<u64>, framecast_h264::H264Error> {
+    ) -> Result<Output, framecast_h264::H264Error> {
         let promised = self.promised.take();
         let Some(refs) = self.reader.read_annexb(access_unit)? else {
-            return Ok(None);
+            return Ok(Output::default());
         };
         if let Some(id) = refs.idr_pic_id {
             self.idr_pic_id = Some(id);
@@ -112,10 +130,24 @@ impl LtrBook {
             // P-frame: from the next frame on, this is the reference it recovers from.
             self.confirmed = Some(mark);
         }
-        self.record_marks(token, &refs);
-        Ok(promised
+        let recovery_from = promised
             .filter(|m| refs.predicts_only_from_long_term() && refs.long_term_refs == [m.idx])
-            .map(|m| m.token))
+            .map(|m| m.token);
+        let mut failed = None;
+        if recovery_from.is_some() {
+            // Only a mark that needed feedback is one the backend waits for.
+            let missed = self.pending.drain(..).rfind(|m| !m.idr);
+            failed = missed.zip(self.idr_pic_id).map(|(m, idr_pic_id)| Feedback {
+                idr_pic_id,
+                frame_num: m.frame_num,
+                success: false,
+            });
+        }
+        self.record_marks(token, &refs);
+        Ok(Output {
+            recovery_from,
+            failed,
+        })
     }
 
     fn record_marks(&mut self, token: u64, refs: &PictureRefs) {

@@ -228,6 +228,35 @@ impl YUVSource for I420View<'_> {
     }
 }
 
+impl OpenH264Backend {
+    /// Tell OpenH264 whether decoders hold a long-term picture (LTR marking feedback). It
+    /// applies this after its next P-frame: a confirmed mark becomes the reference it
+    /// recovers from; a failed one is dropped, and it marks a new one.
+    fn feedback(&mut self, fb: crate::ltr::Feedback) -> Result<(), EncodeError> {
+        let kind = if fb.success {
+            openh264_sys2::LTR_MARKING_SUCCESS
+        } else {
+            openh264_sys2::LTR_MARKING_FAILED
+        };
+        let mut feedback = openh264_sys2::SLTRMarkingFeedback {
+            uiFeedbackType: kind as _,
+            uiIDRPicId: fb.idr_pic_id,
+            iLTRFrameNum: fb.frame_num.into(),
+            iLayerId: 0,
+        };
+        // SAFETY: ENCODER_LTR_MARKING_FEEDBACK takes an SLTRMarkingFeedback; a feedback exists
+        // only for a mark read from an encoded frame, so the encoder is initialised.
+        unsafe {
+            set_option(
+                &mut self.encoder,
+                openh264_sys2::ENCODER_LTR_MARKING_FEEDBACK,
+                &mut feedback,
+                "LTR marking feedback",
+            )
+        }
+    }
+}
+
 impl BackendEncoder for OpenH264Backend {
     fn name(&self) -> &'static str {
         NAME
@@ -283,15 +312,19 @@ impl BackendEncoder for OpenH264Backend {
             }
             self.ltr_period_set = true;
         }
-        let recovery_from = match self.ltr.as_mut() {
+        let out = match self.ltr.as_mut() {
             Some(book) => book
                 .output(frame.token, &data)
                 .map_err(|e| EncodeError::Backend {
                     backend: NAME,
                     message: format!("reading its own slice header: {e}"),
                 })?,
-            None => None,
+            None => Default::default(),
         };
+        if let Some(fb) = out.failed {
+            self.feedback(fb)?;
+        }
+        let recovery_from = out.recovery_from;
         self.ready.push_back(RawAccessUnit {
             token: frame.token,
             data,
@@ -303,24 +336,9 @@ impl BackendEncoder for OpenH264Backend {
     }
 
     fn displayed(&mut self, token: u64) -> Result<(), EncodeError> {
-        let Some(fb) = self.ltr.as_mut().and_then(|b| b.displayed(token)) else {
-            return Ok(());
-        };
-        let mut feedback = openh264_sys2::SLTRMarkingFeedback {
-            uiFeedbackType: openh264_sys2::LTR_MARKING_SUCCESS as _,
-            uiIDRPicId: fb.idr_pic_id,
-            iLTRFrameNum: fb.frame_num.into(),
-            iLayerId: 0,
-        };
-        // SAFETY: ENCODER_LTR_MARKING_FEEDBACK takes an SLTRMarkingFeedback; a feedback exists
-        // only for a mark read from an encoded frame, so the encoder is initialised.
-        unsafe {
-            set_option(
-                &mut self.encoder,
-                openh264_sys2::ENCODER_LTR_MARKING_FEEDBACK,
-                &mut feedback,
-                "LTR marking feedback",
-            )
+        match self.ltr.as_mut().and_then(|b| b.displayed(token)) {
+            Some(fb) => self.feedback(fb),
+            None => Ok(()),
         }
     }
 

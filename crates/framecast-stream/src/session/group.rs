@@ -3,7 +3,7 @@
 
 use super::config::{EncoderSettings, GroupKind};
 use super::ids::{FrameInfo, FrameTags, ViewerId};
-use super::window::{ema, SampleRing};
+use super::window::{ema, RateWindow, SampleRing};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +43,8 @@ pub(super) struct Group {
     pub failures: u64,
     /// Recovery P-frames encoded (viewers brought back without a keyframe).
     pub recovery_frames: u64,
+    /// Encoded bytes over the last second (what its frames actually take).
+    pub sent: RateWindow,
 }
 
 impl Group {
@@ -65,6 +67,7 @@ impl Group {
             encode_ms_recent: SampleRing::default(),
             failures: 0,
             recovery_frames: 0,
+            sent: RateWindow::default(),
         }
     }
 
@@ -107,9 +110,10 @@ impl Group {
             .map_or(Duration::ZERO, |t| t.saturating_add(interval))
     }
 
-    /// Account for one finished encode.
-    pub fn encoded(&mut self, keyframe: bool, encode_ms: f64, now: Duration) {
+    /// Account for one finished encode of `bytes`.
+    pub fn encoded(&mut self, keyframe: bool, bytes: usize, encode_ms: f64, now: Duration) {
         self.frames_encoded += 1;
+        self.sent.push(now, bytes);
         self.encode_ms = Some(ema(self.encode_ms, encode_ms));
         self.encode_ms_recent.push(encode_ms);
         if keyframe {

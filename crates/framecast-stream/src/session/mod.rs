@@ -760,7 +760,7 @@ impl StreamCore {
         let kind = g.kind;
         let fps = g.settings.fps;
         let keyframe = encoded.keyframe || matches!(kind, GroupKind::Image(_));
-        g.encoded(keyframe, encoded.encode_ms, now);
+        g.encoded(keyframe, encoded.data.len(), encoded.encode_ms, now);
         let recovery_from = encoded.recovery_from.filter(|_| !keyframe);
         g.recovery_frames += recovery_from.is_some() as u64;
         if encoded.codec.is_some() {
@@ -879,11 +879,20 @@ impl StreamCore {
         if self.config.adaptive.is_none() {
             return;
         }
+        let used: BTreeMap<GroupId, u32> = self
+            .groups
+            .iter_mut()
+            .map(|(&id, g)| {
+                let bps = g.sent.rates(now, window::WINDOW).1;
+                (id, bps.min(u32::MAX as u64) as u32)
+            })
+            .collect();
         let views: Vec<tiers::GroupView> = self
             .groups
             .iter()
             .filter(|(_, g)| g.kind == GroupKind::Video)
             .map(|(&id, g)| tiers::GroupView {
+                used: used[&id],
                 id,
                 rate: g.settings.bitrate,
                 peak: self

@@ -14,6 +14,10 @@ pub const MAX_TIERS: usize = 3;
 pub const SPLIT: f64 = 0.6;
 /// A viewer whose target reaches this share of a higher group's rate joins it.
 pub const MERGE: f64 = 0.9;
+/// A viewer whose link sustains this multiple of what its group's frames actually take
+/// (content far below the encoder's rate: a still or simple picture) keeps up whatever its
+/// target: it does not split off.
+pub const KEEPS_UP: f64 = 1.25;
 /// How long a wish to move must hold before the move (each costs the mover a keyframe).
 pub const TIER_HOLD: Duration = Duration::from_secs(2);
 
@@ -28,6 +32,9 @@ pub struct GroupView {
     pub peak: u32,
     /// Members.
     pub members: usize,
+    /// Bits/s its frames actually took over the last second (at most `rate`, far less for
+    /// simple content).
+    pub used: u32,
 }
 
 /// Where a viewer should go.
@@ -44,7 +51,8 @@ pub fn desired(own: GroupId, target: u32, groups: &[GroupView]) -> Option<Dest> 
     let mine = groups.iter().find(|g| g.id == own)?;
     let target = target as f64;
     let others = || groups.iter().filter(move |g| g.id != own);
-    if mine.members > 1 && target < SPLIT * mine.peak as f64 {
+    let falls_behind = target < KEEPS_UP * mine.used as f64;
+    if mine.members > 1 && target < SPLIT * mine.peak as f64 && falls_behind {
         // Down: the best group it can sustain that is not far below it, else a new tier.
         let near = others()
             .filter(|g| g.rate as f64 <= target * 1.1 && g.rate as f64 >= target * 0.5)
@@ -70,12 +78,14 @@ pub fn desired(own: GroupId, target: u32, groups: &[GroupView]) -> Option<Dest> 
 mod tests {
     use super::*;
 
+    /// A group whose content takes its whole rate.
     fn g(id: GroupId, rate: u32, peak: u32, members: usize) -> GroupView {
         GroupView {
             id,
             rate,
             peak,
             members,
+            used: rate,
         }
     }
 
@@ -86,6 +96,22 @@ mod tests {
         assert_eq!(desired(1, 8_000_000, &groups), None);
         let alone = [g(1, 2_000_000, 2_000_000, 1)];
         assert_eq!(desired(1, 2_000_000, &alone), None);
+    }
+
+    #[test]
+    fn a_member_whose_link_carries_what_the_content_takes_stays() {
+        // The encoder may spend 8 Mb/s but this picture takes 70 kb/s: a viewer whose link
+        // sustains 2 Mb/s keeps up and would only pay a keyframe for moving.
+        let simple = [GroupView {
+            used: 70_000,
+            ..g(1, 8_000_000, 8_000_000, 2)
+        }];
+        assert_eq!(desired(1, 2_000_000, &simple), None);
+        let heavy = [GroupView {
+            used: 7_500_000,
+            ..g(1, 8_000_000, 8_000_000, 2)
+        }];
+        assert_eq!(desired(1, 2_000_000, &heavy), Some(Dest::New));
     }
 
     #[test]
