@@ -14,7 +14,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import path from "node:path";
 import {
-  launchBrowser, newPage, staticServer, startServer, freePort, waitFrames, waitInPage, readCanvas,
+  launchBrowser, newPage, staticServer, startServer, freePort, waitFrames, waitInPage, readCanvas, WAIT_MS,
   testCardPatches, FRAMECAST, PEER_PY, ROOT, haveFile, sleep,
 } from "./lib.js";
 
@@ -164,15 +164,21 @@ describe("framecast viewer against framecast serve", { skip }, () => {
     const g0 = m0.groups.find((g) => g.id === vb0.group);
     assert.equal(g0.viewers, 2, JSON.stringify(m0.groups));
     const b0 = await b.evaluate(() => ({ frames: window.__framecast.frames }));
-    // B keeps displaying what it has but acknowledges nothing for 400 ms: the server fills its
-    // window, waits, and leaves it behind (B misses frames its group encodes).
-    await b.evaluate(() => window.__framecast.holdAcks(400));
-    await waitFrames(b, 20, b0.frames);
-    const m1 = await metrics();
+    // B keeps displaying what it has but acknowledges nothing for a second: the server fills
+    // its window, waits for its ack (its usual round trip plus 100 ms; longer on a loaded
+    // machine), and leaves it behind: B misses frames its group encodes. Read the server's
+    // metrics as soon as B is back, before congestion control, which reads the silence as
+    // a slow link, could move it to a tier of its own (that costs a keyframe, 2 s later).
+    await b.evaluate(() => window.__framecast.holdAcks(1000));
+    let m1 = null;
+    for (const deadline = Date.now() + WAIT_MS; Date.now() < deadline && !m1; await sleep(50)) {
+      const m = await metrics();
+      if (m.viewers.find((v) => v.id === vb0.id)?.recovered_without_keyframe >= 1) m1 = m;
+    }
+    assert.ok(m1, `B came back with a recovery P-frame: ${JSON.stringify((await metrics()).viewers)}`);
     const vb = m1.viewers.find((v) => v.id === vb0.id);
     const g1 = m1.groups.find((g) => g.id === g0.id);
-    assert.ok(vb.recoveries >= 1, `B lost sync: ${JSON.stringify(vb)}`);
-    assert.ok(vb.recovered_without_keyframe >= 1, `B came back with a recovery P-frame: ${JSON.stringify(vb)}`);
+    assert.ok(vb.recoveries + vb.backstops >= 1, `B was left behind: ${JSON.stringify(vb)}`);
     assert.equal(vb.group, g0.id, "B stayed in its group");
     assert.equal(g1.keyframes_encoded, g0.keyframes_encoded, `no IDR was encoded: ${JSON.stringify(g1)}`);
     assert.ok(g1.recovery_frames >= 1, JSON.stringify(g1));
@@ -180,7 +186,8 @@ describe("framecast viewer against framecast serve", { skip }, () => {
       const v1 = m1.viewers.find((v) => v.id === v0.id);
       assert.equal(v1.keyframes_sent, v0.keyframes_sent, `no keyframe was sent to viewer ${v0.id}`);
     }
-    // The browser side: no decode error, no decoder rebuild, and the picture is right.
+    // The browser side keeps decoding: no decode error, no decoder rebuild, the right picture.
+    await waitFrames(b, 20, b0.frames);
     for (const page of [a, b]) {
       const st = await waitInPage(page, (n) => {
         const st = window.__framecast.stats();
