@@ -80,7 +80,8 @@ if [ -n "${SLOW_PROFILE:-}" ]; then
   pids+=($!)
 fi
 for _ in $(seq 100); do
-  $net view bash -c 'exec 3<>/dev/tcp/10.77.0.1/8765 && exec 4<>/dev/tcp/127.0.0.1/9000' 2>/dev/null && break
+  $net view bash -c 'exec 3<>/dev/tcp/10.77.0.1/8765 && exec 4<>/dev/tcp/127.0.0.1/9000 &&
+    { [ -z "$1" ] || exec 5<>/dev/tcp/127.0.0.1/9001; }' _ "${SLOW_PROFILE:-}" 2>/dev/null && break
   sleep 0.2
 done
 if [ "$server" = pdum ]; then

@@ -383,8 +383,9 @@ fn send_synthetic(enc: &mut Encoder, config: &EncoderConfig, i: u64) -> Result<(
 }
 
 /// A live rate change ([`Encoder::set_rate`]) takes effect without an IDR: the frames after a
-/// cut from 4 Mb/s to 250 kb/s are much smaller, none is an IDR, and the stream decodes to
-/// the source picture. Backends that cannot change the rate live say so (`Ok(false)`).
+/// cut from 4 Mb/s to 250 kb/s are much smaller, those after a raise to 8 Mb/s (above the
+/// creation rate) much larger again, none is an IDR, and the stream decodes to the source
+/// picture. Backends that cannot change the rate live say so (`Ok(false)`).
 fn check_live_rate(config: &EncoderConfig) -> Result<(), String> {
     let mut config = config.clone();
     config.keyframe_interval = 0;
@@ -392,12 +393,19 @@ fn check_live_rate(config: &EncoderConfig) -> Result<(), String> {
     let mut enc = Encoder::new(config.clone()).map_err(|e| e.to_string())?;
     let (w, h) = (config.width, config.height);
     let mut pk = Vec::new();
-    for i in 0..60u64 {
-        if i == 30 {
-            match enc.set_rate(250_000, config.fps) {
+    // Down to 250 kb/s at frame 30, then up to 8 Mb/s — above the rate the encoder was
+    // created with, as a lower tier climbing back does — at frame 60.
+    for i in 0..90u64 {
+        let change = match i {
+            30 => Some(250_000),
+            60 => Some(8_000_000),
+            _ => None,
+        };
+        if let Some(bitrate) = change {
+            match enc.set_rate(bitrate, config.fps) {
                 Ok(true) => {}
                 Ok(false) => return Ok(()),
-                Err(e) => return Err(format!("set_rate: {e}")),
+                Err(e) => return Err(format!("set_rate({bitrate}) at frame {i}: {e}")),
             }
         }
         send_synthetic(&mut enc, &config, i)?;
@@ -412,17 +420,22 @@ fn check_live_rate(config: &EncoderConfig) -> Result<(), String> {
             .into_iter()
             .cloned(),
     );
-    if pk.len() != 60 {
-        return Err(format!("{} packets for 60 frames", pk.len()));
+    if pk.len() != 90 {
+        return Err(format!("{} packets for 90 frames", pk.len()));
     }
     if let Some(p) = pk.iter().skip(1).find(|p| p.keyframe) {
         return Err(format!("the rate change cost an IDR (frame {})", p.token));
     }
     let bytes = |r: std::ops::Range<usize>| pk[r].iter().map(|p| p.data.len()).sum::<usize>();
-    let (before, after) = (bytes(10..30), bytes(40..60));
+    let (before, after, back) = (bytes(10..30), bytes(40..60), bytes(70..90));
     if after * 3 > before {
         return Err(format!(
             "frames 40..60 after the cut to 250 kb/s took {after} bytes, frames 10..30 at 4 Mb/s {before}: not a third"
+        ));
+    }
+    if back < after * 3 {
+        return Err(format!(
+            "frames 70..90 after the raise to 8 Mb/s took {back} bytes, frames 40..60 at 250 kb/s {after}: not three times"
         ));
     }
     #[cfg(feature = "openh264")]
@@ -433,14 +446,16 @@ fn check_live_rate(config: &EncoderConfig) -> Result<(), String> {
             pictures.extend(dec.decode(&p.data).map_err(|e| e.to_string())?);
         }
         pictures.extend(dec.flush().map_err(|e| e.to_string())?);
-        if pictures.len() != 60 {
-            return Err(format!("decoded {} pictures of 60", pictures.len()));
+        if pictures.len() != 90 {
+            return Err(format!("decoded {} pictures of 90", pictures.len()));
         }
-        let err = luma_error(&pictures[59], &synthetic_frame(w, h, 59), w, h);
-        if err > 12.0 {
-            return Err(format!(
-                "the last picture after the cut is off by {err:.1} luma levels on average"
-            ));
+        for i in [59, 89] {
+            let err = luma_error(&pictures[i], &synthetic_frame(w, h, i as u64), w, h);
+            if err > 12.0 {
+                return Err(format!(
+                    "picture {i} after the rate changes is off by {err:.1} luma levels on average"
+                ));
+            }
         }
     }
     Ok(())
@@ -697,7 +712,7 @@ pub fn run(backend: &str, mode: EncodeMode) -> Vec<Check> {
     if mode == EncodeMode::Sync {
         let c = base_config(backend, mode, 640, 360);
         add(
-            "live rate change: smaller frames, no IDR, decodes to the source",
+            "live rate change down and back above the creation rate: no IDR, frames follow the rate, decodes to the source",
             check_live_rate(&c),
         );
         let c = base_config(backend, mode, 320, 240);

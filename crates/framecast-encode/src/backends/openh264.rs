@@ -131,6 +131,7 @@ fn create(config: &EncoderConfig) -> Result<Box<dyn BackendEncoder>, EncodeError
         pad,
         ltr: config.recovery.then(LtrBook::new),
         ltr_period_set: false,
+        bitrate: config.bitrate,
     }))
 }
 
@@ -179,6 +180,8 @@ struct OpenH264Backend {
     /// [`LTR_MARK_PERIOD`] is applied (possible only once the crate has initialised
     /// OpenH264, at the first frame).
     ltr_period_set: bool,
+    /// The target bitrate in force (bits/s).
+    bitrate: u32,
 }
 
 /// Copy `src` into the top-left of the larger `dst`, repeating the last column and row.
@@ -377,20 +380,47 @@ impl BackendEncoder for OpenH264Backend {
     fn set_rate(&mut self, bitrate: u32, fps: f64) -> Result<bool, EncodeError> {
         // The `openh264` crate fixes the rate at creation; OpenH264 itself changes it live
         // through SetOption (the same call its own RTC samples make), with no IDR.
-        let mut info = openh264_sys2::SBitrateInfo {
+        //
+        // The crate also makes the layer's maximum bitrate the creation target, and OpenH264
+        // refuses a target above the maximum: the maximum moves with the target, raised
+        // before it and lowered after it, so the two never cross (an encoder created at a
+        // low rate, a lower tier, can then climb back without a rebuild and its IDR).
+        let bps = bitrate.min(i32::MAX as u32) as i32;
+        let mut target = openh264_sys2::SBitrateInfo {
             iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
-            iBitrate: bitrate.min(i32::MAX as u32) as i32,
+            iBitrate: bps,
+        };
+        let mut max = openh264_sys2::SBitrateInfo {
+            iLayer: openh264_sys2::SPATIAL_LAYER_0,
+            iBitrate: bps,
         };
         let mut rate = fps as f32;
-        // SAFETY: ENCODER_OPTION_BITRATE takes an SBitrateInfo and ENCODER_OPTION_FRAME_RATE a
-        // float; the caller changes the rate of an encoder that has encoded frames.
+        let raising = bitrate > self.bitrate;
+        // SAFETY: ENCODER_OPTION_BITRATE and ENCODER_OPTION_MAX_BITRATE take an SBitrateInfo,
+        // ENCODER_OPTION_FRAME_RATE a float; the caller changes the rate of an encoder that
+        // has encoded frames.
         unsafe {
+            let what = format!("setting the bitrate to {bitrate}");
+            let mut set_max = |enc: &mut OhEncoder| {
+                set_option(
+                    enc,
+                    openh264_sys2::ENCODER_OPTION_MAX_BITRATE,
+                    &mut max,
+                    &what,
+                )
+            };
+            if raising {
+                set_max(&mut self.encoder)?;
+            }
             set_option(
                 &mut self.encoder,
                 openh264_sys2::ENCODER_OPTION_BITRATE,
-                &mut info,
+                &mut target,
                 &format!("setting the bitrate to {bitrate}"),
             )?;
+            if !raising {
+                set_max(&mut self.encoder)?;
+            }
             set_option(
                 &mut self.encoder,
                 openh264_sys2::ENCODER_OPTION_FRAME_RATE,
@@ -398,6 +428,7 @@ impl BackendEncoder for OpenH264Backend {
                 &format!("setting the frame rate to {fps}"),
             )?;
         }
+        self.bitrate = bitrate;
         Ok(true)
     }
 
