@@ -14,9 +14,11 @@ pub const MAX_TIERS: usize = 3;
 pub const SPLIT: f64 = 0.6;
 /// A viewer whose target reaches this share of a higher group's rate joins it.
 pub const MERGE: f64 = 0.9;
-/// A viewer whose link sustains this multiple of what its group's frames actually take
-/// (content far below the encoder's rate: a still or simple picture) keeps up whatever its
-/// target: it does not split off.
+/// Content whose frames take less than this share of its group's rate is light (a still or
+/// a simple picture); rate control alone undershoots by far less.
+pub const LIGHT: f64 = 0.5;
+/// In a group with light content, a viewer whose link sustains this multiple of what the
+/// frames actually take keeps up whatever its target: it does not split off.
 pub const KEEPS_UP: f64 = 1.25;
 /// How long a wish to move must hold before the move (each costs the mover a keyframe).
 pub const TIER_HOLD: Duration = Duration::from_secs(2);
@@ -51,8 +53,9 @@ pub fn desired(own: GroupId, target: u32, groups: &[GroupView]) -> Option<Dest> 
     let mine = groups.iter().find(|g| g.id == own)?;
     let target = target as f64;
     let others = || groups.iter().filter(move |g| g.id != own);
-    let falls_behind = target < KEEPS_UP * mine.used as f64;
-    if mine.members > 1 && target < SPLIT * mine.peak as f64 && falls_behind {
+    let used = mine.used as f64;
+    let keeps_up = used < LIGHT * mine.rate as f64 && target >= KEEPS_UP * used;
+    if mine.members > 1 && target < SPLIT * mine.peak as f64 && !keeps_up {
         // Down: the best group it can sustain that is not far below it, else a new tier.
         let near = others()
             .filter(|g| g.rate as f64 <= target * 1.1 && g.rate as f64 >= target * 0.5)
@@ -112,6 +115,13 @@ mod tests {
             ..g(1, 8_000_000, 8_000_000, 2)
         }];
         assert_eq!(desired(1, 2_000_000, &heavy), Some(Dest::New));
+        // A group already down at a slow member's rate, its rate control undershooting: the
+        // slow member still leaves (or the fast one would stay at its rate).
+        let dragged = [GroupView {
+            used: 2_100_000,
+            ..g(1, 2_800_000, 8_000_000, 2)
+        }];
+        assert_eq!(desired(1, 2_800_000, &dragged), Some(Dest::New));
     }
 
     #[test]
