@@ -30,7 +30,7 @@ pub struct LiveArgs {
     /// Frame size, e.g. 1280x720 or 1080p.
     #[arg(long, value_parser = parse_size)]
     size: Option<(u32, u32)>,
-    /// Frames per second published (and the GOP length: one keyframe a second).
+    /// Frames per second published (with --no-adaptive also the GOP: one keyframe a second).
     #[arg(long, value_parser = parse_fps, default_value = "30")]
     fps: f64,
     /// H.264 bitrate, e.g. 8M or 2500k (default: scaled from 8 Mb/s at 1080p30).

@@ -95,9 +95,9 @@ pub struct StreamConfig {
     pub color: Option<WireColor>,
     /// Congestion control (on by default): each video viewer's link sets its bitrate, frame
     /// rate and in-flight window below `bitrate`/`fps`, and a viewer on a much slower link
-    /// moves to a lower encoder tier; the encoder's own IDRs come every 10 s instead of every
-    /// second. `false`: everyone gets `bitrate` and `fps`, with an IDR every second (pdum.rfb's
-    /// default, `adaptive=False`).
+    /// moves to a lower encoder tier; the encoder makes no periodic IDRs (joins and decoder
+    /// resets still get one). `false`: everyone gets `bitrate` and `fps`, with an IDR every
+    /// second (pdum.rfb's default, `adaptive=False`).
     pub adaptive: bool,
 }
 
