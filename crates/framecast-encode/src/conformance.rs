@@ -391,7 +391,6 @@ fn check_live_rate(config: &EncoderConfig) -> Result<(), String> {
     config.keyframe_interval = 0;
     config.bitrate = 4_000_000;
     let mut enc = Encoder::new(config.clone()).map_err(|e| e.to_string())?;
-    let (w, h) = (config.width, config.height);
     let mut pk = Vec::new();
     // Down to 250 kb/s at frame 30, then up to 8 Mb/s — above the rate the encoder was
     // created with, as a lower tier climbing back does — at frame 60.
@@ -450,6 +449,7 @@ fn check_live_rate(config: &EncoderConfig) -> Result<(), String> {
             return Err(format!("decoded {} pictures of 90", pictures.len()));
         }
         for i in [59, 89] {
+            let (w, h) = (config.width, config.height);
             let err = luma_error(&pictures[i], &synthetic_frame(w, h, i as u64), w, h);
             if err > 12.0 {
                 return Err(format!(
