@@ -21,6 +21,9 @@ use crate::nal::{annexb_nals, nal_type, NalType};
 use crate::rbsp::ebsp_to_rbsp;
 use crate::H264Error;
 
+/// Bytes of a slice NAL unescaped for its header (see [`RefReader::read_annexb`]).
+const HEADER_PREFIX: usize = 512;
+
 /// A picture this access unit marks as a long-term reference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LongTermMark {
@@ -107,11 +110,27 @@ impl RefReader {
     fn read_slice(&self, nal: &[u8]) -> Result<PictureRefs, H264Error> {
         let header = NalHeader::new(nal[0])
             .map_err(|e| H264Error::Unsupported(format!("NAL header: {e:?}")))?;
-        let rbsp = ebsp_to_rbsp(&nal[1..]);
-        let (slice, sps, pps) =
-            SliceHeader::from_bits(&self.ctx, &mut BitReader::new(&rbsp[..]), header, None)
+        // The header is a few dozen bytes at the front of a slice that can be tens of
+        // kilobytes: unescape only a prefix (this runs on every encoded frame), and the whole
+        // NAL only if a header were ever longer than that.
+        let parse = |body: &[u8]| {
+            let rbsp = ebsp_to_rbsp(body);
+            SliceHeader::from_bits(&self.ctx, &mut BitReader::new(&rbsp[..]), header, None).map(
+                |(slice, sps, pps)| {
+                    (
+                        slice,
+                        sps.log2_max_frame_num(),
+                        pps.num_ref_idx_l0_default_active_minus1,
+                    )
+                },
+            )
+        };
+        let body = &nal[1..];
+        let (slice, log2_max_frame_num, default_l0_minus1) =
+            parse(&body[..body.len().min(HEADER_PREFIX)])
+                .or_else(|_| parse(body))
                 .map_err(|e| H264Error::Unsupported(format!("slice header: {e:?}")))?;
-        let max_frame_num = 1u32 << sps.log2_max_frame_num();
+        let max_frame_num = 1u32 << log2_max_frame_num;
         let intra = matches!(slice.slice_type.family, SliceFamily::I | SliceFamily::SI);
         let num_ref_idx_l0_active = match &slice.num_ref_idx_active {
             Some(NumRefIdxActive::P {
@@ -122,7 +141,7 @@ impl RefReader {
                 ..
             }) => num_ref_idx_l0_active_minus1 + 1,
             None if intra => 0,
-            None => pps.num_ref_idx_l0_default_active_minus1 + 1,
+            None => default_l0_minus1 + 1,
         };
         let long_term_refs = match &slice.ref_pic_list_modification {
             Some(

@@ -879,20 +879,12 @@ impl StreamCore {
         if self.config.adaptive.is_none() {
             return;
         }
-        let used: BTreeMap<GroupId, u32> = self
-            .groups
-            .iter_mut()
-            .map(|(&id, g)| {
-                let bps = g.sent.rates(now, window::WINDOW).1;
-                (id, bps.min(u32::MAX as u64) as u32)
-            })
-            .collect();
         let views: Vec<tiers::GroupView> = self
             .groups
             .iter()
             .filter(|(_, g)| g.kind == GroupKind::Video)
             .map(|(&id, g)| tiers::GroupView {
-                used: used[&id],
+                used: g.sent.bits_per_second(now).min(u32::MAX as u64) as u32,
                 id,
                 rate: g.settings.bitrate,
                 peak: self

@@ -41,6 +41,18 @@ impl RateWindow {
         self.bytes[b] = self.bytes[b].saturating_add(bytes as u64);
     }
 
+    /// Bits/s over the last second, without advancing the window (for readers that hold it
+    /// shared): buckets older than a second count for nothing.
+    pub fn bits_per_second(&self, now: Duration) -> u64 {
+        let slot = (now.as_nanos() / BUCKET.as_nanos()) as u64;
+        let bytes: u64 = (0..BUCKETS as u64)
+            .filter_map(|k| self.head.checked_sub(k))
+            .filter(|&s| slot.saturating_sub(s) < BUCKETS as u64)
+            .map(|s| self.bytes[(s % BUCKETS as u64) as usize])
+            .sum();
+        (bytes as f64 * 8.0 / WINDOW.as_secs_f64()).round() as u64
+    }
+
     /// `(events/s, bits/s)` over the last second; `span` (≤ 1 s) is how long the window has
     /// been collecting, so a viewer that joined 0.5 s ago is not reported at half its rate.
     pub fn rates(&mut self, now: Duration, span: Duration) -> (f64, u64) {
@@ -117,6 +129,19 @@ mod tests {
         assert_eq!(fps, 50.0);
         // Long idle: everything gone, even after a gap far longer than the window.
         assert_eq!(w.rates(Duration::from_secs(3600), WINDOW), (0.0, 0));
+    }
+
+    #[test]
+    fn bits_per_second_reads_without_advancing() {
+        let mut w = RateWindow::default();
+        for i in 0..100u64 {
+            w.push(Duration::from_millis(i * 10), 1000);
+        }
+        assert_eq!(w.bits_per_second(990 * MS), 800_000);
+        // Half a second later only the newer half counts, as `rates` says.
+        assert_eq!(w.bits_per_second(1490 * MS), 400_000);
+        assert_eq!(w.clone().rates(1490 * MS, WINDOW).1, 400_000);
+        assert_eq!(w.bits_per_second(Duration::from_secs(3600)), 0);
     }
 
     #[test]
