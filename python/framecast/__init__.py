@@ -22,21 +22,25 @@ Encoding::
 this machine can do.
 """
 
+from ._cudalibs import preload_nvrtc as _preload_nvrtc
 from ._display import Display, Server, serve, serve_server
 from ._encode import DroppedFrame, EncodedPacket, Encoder, Writer
-from ._native import ClosedError, EncoderError, RemoteError, __version__
+from ._native import ClosedError, CudaConverter, EncoderError, RemoteError, __version__, to_nv12
 from ._native import doctor as _doctor
+
+_preload_nvrtc()
 
 
 def doctor() -> dict:
     """What this build and machine can do: encoder backends and their availability,
-    OpenH264's assembly, and which path :meth:`Display.publish` takes for each kind of
-    frame."""
+    OpenH264's assembly, the CUDA driver, NVRTC and devices, and which path
+    :meth:`Display.publish` takes for each kind of frame."""
     return _doctor()
 
 
 __all__ = [
     "ClosedError",
+    "CudaConverter",
     "Display",
     "DroppedFrame",
     "EncodedPacket",
@@ -49,4 +53,5 @@ __all__ = [
     "doctor",
     "serve",
     "serve_server",
+    "to_nv12",
 ]

@@ -21,6 +21,13 @@ def main(argv: list[str]) -> int:
         print(f"  {mark}encoder {b['name']} ({kind}): {b['detail']}")
     if "openh264_assembly" in report:
         print(f"  openh264 assembly: {report['openh264_assembly']}")
+    cuda = report.get("cuda", {})
+    print(f"  CUDA driver: {cuda.get('driver', 'unknown')}")
+    if "nvrtc" in cuda:
+        print(f"  CUDA NVRTC: {cuda['nvrtc']}")
+    for dev in cuda.get("devices", []):
+        print(f"  CUDA device {dev}")
+    print(f"  wgpu: {report.get('wgpu', 'unknown')}")
     print("publish() paths:")
     for kind, path in report["publish_paths"].items():
         print(f"  {kind}: {path}")

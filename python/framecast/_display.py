@@ -73,10 +73,41 @@ class Display(_Closable):
         ``pixel_ratio`` and ``color`` (``"srgb"``, ``"display-p3"``, a dict or a ColorSpace) tag
         this frame for the viewer; they never convert pixels.
 
-        Raises ``ClosedError`` after :meth:`close`, ``TypeError`` for CUDA arrays or unsupported
-        dtypes, ``ValueError`` for unsupported shapes.
+        **CUDA arrays** (CuPy, PyTorch, JAX, Numba; same shapes and dtypes) are converted to
+        NV12 on their own GPU, in the process's primary context, by a kernel compiled at run
+        time (NVRTC), and only the NV12 is read back, through a ring of
+        :attr:`cuda_ring_depth` pinned buffers: ``publish`` returns once the conversion is
+        queued, and the frame reaches the stream when its readback lands, in order. Ordering:
+
+        * PyTorch: the conversion is queued on ``torch.cuda.current_stream()``;
+        * CuPy / Numba (``__cuda_array_interface__`` with a ``stream``): on that stream;
+        * JAX and other DLPack producers: on framecast's stream, after the producer's writes
+          (``__dlpack__(stream=...)``); the array is held until it has been read.
+
+        So on PyTorch, CuPy and Numba you may render the next frame into the same array at
+        once: your stream runs that after the read. Elsewhere, don't write into a published
+        array in place (JAX arrays are immutable). :meth:`flush_cuda` waits until every CUDA
+        frame has reached the stream.
+
+        Raises ``ClosedError`` after :meth:`close`, ``TypeError`` for unsupported dtypes,
+        ``ValueError`` for unsupported shapes, ``RuntimeError`` for a CUDA array on a machine
+        without a CUDA driver or NVRTC (``python -m framecast doctor`` says which).
         """
         self._native.publish(frame, pixel_format=pixel_format, pixel_ratio=pixel_ratio, color=color)
+
+    @property
+    def cuda_ring_depth(self) -> int:
+        """CUDA frames in flight at once (1..16, default 2): each frame's NV12 readback
+        overlaps the next frame's rendering; :meth:`publish` waits only when all are in use."""
+        return self._native.cuda_ring_depth
+
+    @cuda_ring_depth.setter
+    def cuda_ring_depth(self, depth: int) -> None:
+        self._native.cuda_ring_depth = depth
+
+    def flush_cuda(self) -> None:
+        """Wait until every CUDA frame published so far has reached the stream."""
+        self._native.flush_cuda()
 
     def poll_events(self) -> list[dict]:
         """Input events received since the last call, oldest first.

@@ -97,7 +97,12 @@ class Encoder:
         """Encode ``frame`` (presentation time ``pts_ns``; default: frame index / fps) and
         return the packets ready now, in order. ``force_keyframe`` makes it an IDR (if the
         frame is dropped, the next encoded one is). Each packet's ``token`` is the number of
-        the ``encode`` call its frame came from (0, 1, 2, ...)."""
+        the ``encode`` call its frame came from (0, 1, 2, ...).
+
+        ``frame`` is a host array (numpy, buffer protocol) or a CUDA device array (CuPy,
+        PyTorch, JAX, Numba), in the shapes :meth:`Display.publish` lists. A CUDA array is
+        converted to NV12 on its own GPU, in order with its stream, and only the NV12 is read
+        back (this call waits for that readback; :meth:`Display.publish` does not)."""
         return self._native.encode(
             frame, pts_ns=pts_ns, force_keyframe=force_keyframe, pixel_format=pixel_format
         )
@@ -155,7 +160,8 @@ class Writer:
         self.summary: dict | None = None
 
     def write(self, frame: Any, pts_ns: int | None = None, force_keyframe: bool = False) -> None:
-        """Encode and append one frame."""
+        """Encode and append one frame: a host array, or a CUDA device array converted on its
+        GPU (see :meth:`Encoder.encode`)."""
         self._native.write(frame, pts_ns=pts_ns, force_keyframe=force_keyframe)
 
     def close(self) -> dict | None:

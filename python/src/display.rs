@@ -1,6 +1,7 @@
 //! `_native.Server` and `_native.Display`: a framecast server hub and one stream's publishing
 //! end, wrapped for Python (the documented classes are in `framecast/_display.py`).
 
+use crate::cuda_publish::CudaPublisher;
 use crate::errors::{stream_error, value_error, ClosedError};
 use crate::frames::host_frame;
 use crate::runtime::runtime;
@@ -11,7 +12,7 @@ use framecast_stream::{
 };
 use pyo3::prelude::*;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A running server: named streams on one port.
@@ -145,7 +146,7 @@ impl NativeServer {
         c.pixel_ratio = pixel_ratio;
         c.color = crate::values::color(color)?;
         let display = self.server.add_stream(name, c).map_err(stream_error)?;
-        Ok(NativeDisplay { display })
+        Ok(NativeDisplay::new(display))
     }
 
     /// The bound port (the actual one with port 0).
@@ -183,6 +184,28 @@ impl NativeServer {
 #[pyclass(module = "framecast._native", name = "Display", frozen)]
 pub struct NativeDisplay {
     display: Display,
+    /// CUDA frames' converter and readback ring (made on the first CUDA frame).
+    cuda: Mutex<Option<CudaPublisher>>,
+    cuda_depth: Mutex<usize>,
+}
+
+impl NativeDisplay {
+    fn new(display: Display) -> Self {
+        NativeDisplay {
+            display,
+            cuda: Mutex::new(None),
+            cuda_depth: Mutex::new(crate::cuda_publish::DEFAULT_DEPTH),
+        }
+    }
+
+    /// The CUDA side; waits for the lock without the GIL (its holder may be waiting for the
+    /// GIL while it drains the ring).
+    fn cuda(&self, py: Python<'_>) -> std::sync::MutexGuard<'_, Option<CudaPublisher>> {
+        use pyo3::sync::MutexExt;
+        self.cuda
+            .lock_py_attached(py)
+            .unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 #[pymethods]
@@ -210,6 +233,15 @@ impl NativeDisplay {
             pixel_ratio,
             color: crate::values::color(color)?.map(Arc::new),
         };
+        if crate::frames::is_cuda(frame) {
+            let mut cuda = self.cuda(py);
+            let depth = *self.cuda_depth.lock().unwrap_or_else(|e| e.into_inner());
+            let publisher =
+                cuda.get_or_insert_with(|| CudaPublisher::new(self.display.clone(), depth));
+            if publisher.publish(frame, pixel_format, tags.clone())? {
+                return Ok(());
+            }
+        }
         let host = host_frame(frame, pixel_format)?;
         let view = host.view();
         let display = &self.display;
@@ -309,8 +341,38 @@ impl NativeDisplay {
         self.display.clock()
     }
 
-    /// Close this stream (its viewers get 1001).
+    /// CUDA frames in flight at once (1..=16, default 2): each frame's NV12 readback
+    /// overlaps the next frame's rendering; `publish` blocks only when all are in use.
+    #[getter]
+    fn cuda_ring_depth(&self) -> usize {
+        *self.cuda_depth.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    #[setter]
+    fn set_cuda_ring_depth(&self, py: Python<'_>, depth: usize) -> PyResult<()> {
+        if let Some(p) = self.cuda(py).as_mut() {
+            p.set_depth(py, depth)?;
+        } else if !(1..=16).contains(&depth) {
+            return Err(value_error(format!(
+                "cuda_ring_depth must be 1..=16, got {depth}"
+            )));
+        }
+        *self.cuda_depth.lock().unwrap_or_else(|e| e.into_inner()) = depth;
+        Ok(())
+    }
+
+    /// Wait until every CUDA frame published so far has reached the stream.
+    fn flush_cuda(&self, py: Python<'_>) {
+        if let Some(p) = self.cuda(py).as_mut() {
+            p.drain(py);
+        }
+    }
+
+    /// Close this stream (its viewers get 1001); CUDA frames in flight are delivered first.
     fn close(&self, py: Python<'_>) {
+        if let Some(mut p) = self.cuda(py).take() {
+            p.close(py);
+        }
         let d = self.display.clone();
         py.detach(|| runtime().block_on(d.close()));
     }

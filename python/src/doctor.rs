@@ -3,8 +3,8 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-/// Backends, their availability, OpenH264's assembly, and which path `publish` takes for
-/// each kind of frame.
+/// Backends, their availability, OpenH264's assembly, the CUDA driver and devices, and which
+/// path `publish` takes for each kind of frame.
 #[pyfunction]
 pub(crate) fn doctor(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     use framecast_encode::backend::Availability;
@@ -33,15 +33,54 @@ pub(crate) fn doctor(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         "openh264_assembly",
         framecast_encode::openh264_assembly().to_string(),
     )?;
+    let cuda = PyDict::new(py);
+    let cuda_path = match framecast_cuda::probe() {
+        Ok(info) => {
+            cuda.set_item(
+                "driver",
+                format!("CUDA {}.{}", info.driver_version.0, info.driver_version.1),
+            )?;
+            match &info.nvrtc {
+                Ok((a, b)) => cuda.set_item("nvrtc", format!("{a}.{b}"))?,
+                Err(e) => cuda.set_item("nvrtc", format!("missing: {e}"))?,
+            }
+            let devices = PyList::empty(py);
+            for dev in &info.devices {
+                devices.append(format!(
+                    "{}: {} (compute {}.{}, {} MiB)",
+                    dev.ordinal,
+                    dev.name,
+                    dev.compute_capability.0,
+                    dev.compute_capability.1,
+                    dev.total_memory >> 20
+                ))?;
+            }
+            cuda.set_item("devices", devices)?;
+            match (&info.nvrtc, info.devices.is_empty()) {
+                (Ok(_), false) => "converted to NV12 on the array's GPU (NVRTC kernel, in order \
+                                   with its stream); only NV12 is read back, through a ring of \
+                                   pinned buffers"
+                    .to_string(),
+                (Err(_), _) => "unavailable: NVRTC is missing (see cuda.nvrtc)".to_string(),
+                (_, true) => "unavailable: the driver sees no CUDA device".to_string(),
+            }
+        }
+        Err(e) => {
+            cuda.set_item("driver", format!("unavailable: {e}"))?;
+            format!("unavailable ({e}): pass host memory (cupy.asnumpy(x), tensor.cpu())")
+        }
+    };
+    d.set_item("cuda", cuda)?;
+    d.set_item(
+        "wgpu",
+        "the Python package takes no wgpu textures; `framecast doctor` (the CLI) reports the adapter",
+    )?;
     let paths = PyDict::new(py);
     paths.set_item(
-        "numpy / buffer-protocol (host memory)",
+        "numpy / buffer-protocol (host memory, evaluated MLX arrays)",
         "one copy into a recycled buffer, SIMD RGB->YUV on the CPU",
     )?;
-    paths.set_item(
-        "CUDA arrays",
-        "not yet: pass host memory (cupy.asnumpy(x), tensor.cpu().numpy())",
-    )?;
+    paths.set_item("CUDA arrays (CuPy, PyTorch, JAX, Numba)", cuda_path)?;
     d.set_item("publish_paths", paths)?;
     Ok(d)
 }

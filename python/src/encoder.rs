@@ -2,7 +2,6 @@
 //! local backend or by a remote VTR1 server behind the same API.
 
 use crate::errors::{encode_error, value_error, ClosedError};
-use crate::frames::host_frame;
 use crate::remote::{RemoteEncoder, RemoteSettings};
 use crate::settings::EncoderKeywords;
 use framecast_encode::{
@@ -106,10 +105,14 @@ enum Engine {
 #[pyclass(module = "framecast._native", name = "Encoder")]
 pub struct NativeEncoder {
     state: std::sync::Mutex<State>,
+    /// Converts CUDA frames on their GPU (made on the first one).
+    cuda: std::sync::Mutex<crate::cuda::CudaSlot>,
 }
 
 struct State {
     engine: Option<Engine>,
+    /// The encoder's colour space, which CUDA frames are converted with.
+    color: framecast_core::ColorSpace,
     width: u32,
     height: u32,
     frame_ns: i64,
@@ -292,6 +295,7 @@ impl NativeEncoder {
                 policy,
             },
         };
+        let color = config.color;
         let engine = match remote {
             None => {
                 let enc = py.detach(|| Encoder::new(config)).map_err(encode_error)?;
@@ -311,8 +315,10 @@ impl NativeEncoder {
             }
         };
         Ok(NativeEncoder {
+            cuda: Default::default(),
             state: std::sync::Mutex::new(State {
                 engine: Some(engine),
+                color,
                 width,
                 height,
                 frame_ns: (1e9 / fps).round() as i64,
@@ -337,8 +343,9 @@ impl NativeEncoder {
     ) -> PyResult<Vec<Py<PyAny>>> {
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         let hint = pixel_format.or_else(|| st.pixel_format.clone());
-        let host = host_frame(frame, hint.as_deref())?;
-        let view = host.view();
+        let cuda = self.cuda.get_mut().unwrap_or_else(|e| e.into_inner());
+        let input = crate::cuda::input(cuda, frame, hint.as_deref(), st.color)?;
+        let view = input.view();
         if (view.width(), view.height()) != (st.width, st.height) {
             return Err(value_error(format!(
                 "frame is {}x{} but the encoder is {}x{}: make a new Encoder for a new size",
@@ -378,7 +385,7 @@ impl NativeEncoder {
             Engine::Remote(r) => r.encode(py, view, meta)?,
         };
         st.next_token += 1;
-        drop(host);
+        drop(input);
         let mut all = std::mem::take(&mut st.pending);
         all.extend(produced);
         st.python_objects(py, all)

@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dtype {
+pub(crate) enum Dtype {
     U8,
     F16,
     F32,
@@ -29,7 +29,7 @@ impl Dtype {
         }
     }
 
-    fn size(self) -> usize {
+    pub(crate) fn size(self) -> usize {
         match self {
             Dtype::U8 => 1,
             Dtype::F16 => 2,
@@ -51,6 +51,18 @@ pub(crate) struct HostView {
 }
 
 impl HostView {
+    /// A view of NV12 read back from the GPU into pinned memory.
+    pub fn nv12(h: framecast_cuda::HostNv12) -> Self {
+        HostView {
+            ptr: h.ptr(),
+            len: h.len(),
+            format: PixelFormat::Nv12,
+            width: h.width,
+            height: h.height,
+            stride: h.stride,
+        }
+    }
+
     pub fn width(&self) -> u32 {
         self.width
     }
@@ -99,7 +111,7 @@ impl HostFrame<'_> {
     }
 }
 
-fn is_cuda(obj: &Bound<'_, PyAny>) -> bool {
+pub(crate) fn is_cuda(obj: &Bound<'_, PyAny>) -> bool {
     if obj.hasattr("__cuda_array_interface__").unwrap_or(false) {
         return true;
     }
@@ -110,7 +122,7 @@ fn is_cuda(obj: &Bound<'_, PyAny>) -> bool {
         .is_ok_and(|t| matches!(t, 2 | 10 | 13))
 }
 
-fn dtype(typestr: &str) -> PyResult<Dtype> {
+pub(crate) fn dtype(typestr: &str) -> PyResult<Dtype> {
     let native = if cfg!(target_endian = "little") {
         '<'
     } else {
@@ -144,9 +156,8 @@ pub(crate) fn host_frame<'py>(
     }
     if is_cuda(obj) {
         return Err(type_error(
-            "this is a CUDA (device) array; framecast takes frames in host memory here: pass \
-             cupy.asnumpy(x), tensor.cpu().numpy() or numpy.asarray(jax_array) \
-             (a GPU conversion path for CUDA arrays is planned)",
+            "this is a CUDA (device) array, and this call reads host memory: pass \
+             cupy.asnumpy(x), tensor.cpu().numpy() or numpy.asarray(jax_array)",
         ));
     }
     let np = py.import("numpy").map_err(|e| {
@@ -180,17 +191,54 @@ pub(crate) fn host_frame<'py>(
     })?;
     let ptr: usize = data.get_item(0)?.extract()?;
     let strides: Option<Vec<isize>> = get("strides")?.extract()?;
+    let strides = strides.unwrap_or_else(|| c_strides(&shape, dtype));
+    let l = layout(&shape, &strides, dtype, pixel_format)?;
+    Ok(HostFrame {
+        view: HostView {
+            ptr,
+            len: l.len,
+            format: l.format,
+            width: l.width,
+            height: l.height,
+            stride: l.row_stride,
+        },
+        _array: array,
+    })
+}
+
+/// Byte strides of a C-contiguous array (what array interfaces mean by "no strides").
+pub(crate) fn c_strides(shape: &[usize], dtype: Dtype) -> Vec<isize> {
+    let mut s = vec![dtype.size() as isize; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1] as isize;
+    }
+    s
+}
+
+/// What an array's shape, byte strides and dtype say about it as a frame.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layout {
+    pub format: PixelFormat,
+    pub width: u32,
+    pub height: u32,
+    /// Bytes from one row to the next.
+    pub row_stride: usize,
+    /// Bytes from the first pixel to the end of the last.
+    pub len: usize,
+}
+
+/// The frame an array describes (host and device arrays alike): `(H, W, 3)` RGB,
+/// `(H, W, 4)` RGBA/BGRA or float RGBA, `(H*3//2, W)` NV12; rows may be padded, pixels must be
+/// contiguous.
+pub(crate) fn layout(
+    shape: &[usize],
+    strides: &[isize],
+    dtype: Dtype,
+    pixel_format: Option<&str>,
+) -> PyResult<Layout> {
     let elem = dtype.size() as isize;
-    // C-contiguous strides when numpy gives none.
-    let strides = strides.unwrap_or_else(|| {
-        let mut s = vec![elem; shape.len()];
-        for i in (0..shape.len().saturating_sub(1)).rev() {
-            s[i] = s[i + 1] * shape[i + 1] as isize;
-        }
-        s
-    });
     let format = match (
-        shape.as_slice(),
+        shape,
         dtype,
         pixel_format.map(str::to_ascii_lowercase).as_deref(),
     ) {
@@ -247,15 +295,11 @@ pub(crate) fn host_frame<'py>(
         return Err(value_error(format!("frame shape {shape:?} is too large")));
     };
     let len = row_stride * (rows - 1) + cols * pixel_bytes as usize;
-    Ok(HostFrame {
-        view: HostView {
-            ptr,
-            len,
-            format,
-            width,
-            height,
-            stride: row_stride,
-        },
-        _array: array,
+    Ok(Layout {
+        format,
+        width,
+        height,
+        row_stride,
+        len,
     })
 }

@@ -7,6 +7,10 @@
 //! share one tokio runtime of two threads, started on first use.
 
 mod assets;
+mod convert;
+mod cuda;
+mod cuda_class;
+mod cuda_publish;
 mod display;
 mod doctor;
 mod encoder;
@@ -30,7 +34,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<encoder::EncodedPacket>()?;
     m.add_class::<encoder::DroppedFrame>()?;
     m.add_class::<writer::NativeWriter>()?;
+    m.add_class::<cuda_class::NativeCudaConverter>()?;
     m.add_function(wrap_pyfunction!(doctor::doctor, m)?)?;
+    m.add_function(wrap_pyfunction!(convert::to_nv12, m)?)?;
     m.add_function(wrap_pyfunction!(assets::viewer_file, m)?)?;
     Ok(())
 }

@@ -40,7 +40,7 @@ impl EncoderKeywords<'_> {
     }
 }
 
-fn color_space(color: &str, range: &str) -> PyResult<ColorSpace> {
+pub(crate) fn color_space(color: &str, range: &str) -> PyResult<ColorSpace> {
     let matrix = match color.to_ascii_lowercase().as_str() {
         "bt709" | "709" => Matrix::Bt709,
         "bt601" | "601" => Matrix::Bt601,

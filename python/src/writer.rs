@@ -2,7 +2,6 @@
 //! at the path unless `close()` succeeds), as the CLI's `encode` writes.
 
 use crate::errors::{encode_error, value_error, ClosedError, EncoderError};
-use crate::frames::host_frame;
 use crate::settings::EncoderKeywords;
 use framecast_encode::file::{Container, PacketWriter};
 use framecast_encode::{Encoder, EncoderEvent, FrameMeta};
@@ -26,6 +25,10 @@ pub struct NativeWriter {
     frame_ns: i64,
     frames: u64,
     pixel_format: Option<String>,
+    /// The file's colour space, which CUDA frames are converted with.
+    color: framecast_core::ColorSpace,
+    /// Converts CUDA frames on their GPU (made on the first one).
+    cuda: std::sync::Mutex<crate::cuda::CudaSlot>,
 }
 
 fn write_error(e: framecast_encode::file::WriteError) -> PyErr {
@@ -88,6 +91,8 @@ impl NativeWriter {
             frame_ns: (1e9 / fps).round() as i64,
             frames: 0,
             pixel_format,
+            color,
+            cuda: Default::default(),
         })
     }
 
@@ -100,8 +105,9 @@ impl NativeWriter {
         pts_ns: Option<i64>,
         force_keyframe: bool,
     ) -> PyResult<()> {
-        let host = host_frame(frame, self.pixel_format.as_deref())?;
-        let view = host.view();
+        let cuda = self.cuda.get_mut().unwrap_or_else(|e| e.into_inner());
+        let input = crate::cuda::input(cuda, frame, self.pixel_format.as_deref(), self.color)?;
+        let view = input.view();
         if (view.width(), view.height()) != (self.width, self.height) {
             return Err(value_error(format!(
                 "frame is {}x{} but the file is {}x{}",
