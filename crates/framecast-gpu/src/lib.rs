@@ -27,9 +27,13 @@
 use framecast_core::{
     ColorSpace, Frame, FrameError, PixelFormat, Planes, Range, Yuv420Image, YuvLayout,
 };
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Instant;
 use thiserror::Error;
+
+mod readback;
+pub use readback::{Readback, TextureRing};
 
 const SHADER: &str = include_str!("../shaders/rgb_to_nv12.wgsl");
 /// Staging buffers in the readback ring.
@@ -63,6 +67,9 @@ pub enum GpuError {
     /// A ticket that is not in flight.
     #[error("no conversion is in flight for ticket {0}")]
     UnknownTicket(u64),
+    /// Every staging slot is still being read back (see [`Readback`]).
+    #[error("every readback slot is in use: finish or drop a Readback first")]
+    Busy,
 }
 
 /// Where the time of one conversion went, in milliseconds (wall clock on the host, plus the
@@ -121,6 +128,8 @@ struct Sized {
     y_len: u64,
     uv_len: u64,
     staging: Vec<wgpu::Buffer>,
+    /// Per staging slot: lent to a [`Readback`] that has not been dropped yet.
+    busy: Vec<Arc<AtomicBool>>,
     /// Upload texture for host frames, by format.
     upload: Option<(wgpu::TextureFormat, wgpu::Texture)>,
 }
@@ -144,6 +153,7 @@ pub struct GpuConverter {
     next_ticket: u64,
     timestamps: Option<(wgpu::QuerySet, wgpu::Buffer, wgpu::Buffer, f32)>,
     last_kernel_ms: Option<f64>,
+    last_submission: Option<wgpu::SubmissionIndex>,
 }
 
 impl std::fmt::Debug for GpuConverter {
@@ -204,26 +214,29 @@ pub fn probe() -> Result<AdapterSummary, GpuError> {
     Ok(summary(&request_adapter()?.get_info()))
 }
 
+/// Open the best adapter's device and queue (high performance first, a software adapter as
+/// a last resort; `WGPU_BACKEND` / `WGPU_ADAPTER_NAME` select another), with timestamp
+/// queries when the adapter has them. For applications that render with wgpu and have no
+/// device yet: render on it, then convert with [`GpuConverter::with_device`].
+pub fn open_device() -> Result<(wgpu::Device, wgpu::Queue, wgpu::AdapterInfo), GpuError> {
+    let adapter = request_adapter()?;
+    let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("framecast-gpu"),
+        required_features: features,
+        required_limits: wgpu::Limits::downlevel_defaults().using_resolution(adapter.limits()),
+        ..Default::default()
+    }))
+    .map_err(|e| GpuError::Device(e.to_string()))?;
+    Ok((device, queue, adapter.get_info()))
+}
+
 impl GpuConverter {
     /// Open the best adapter (high performance first, a software adapter as a last resort).
     /// `WGPU_BACKEND` / `WGPU_ADAPTER_NAME` select another, as in every wgpu program.
     pub fn new() -> Result<Self, GpuError> {
-        let adapter = request_adapter()?;
-        let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
-        let features = if timestamps {
-            wgpu::Features::TIMESTAMP_QUERY
-        } else {
-            wgpu::Features::empty()
-        };
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("framecast-gpu"),
-            required_features: features,
-            required_limits: wgpu::Limits::downlevel_defaults().using_resolution(adapter.limits()),
-            ..Default::default()
-        }))
-        .map_err(|e| GpuError::Device(e.to_string()))?;
-        let info = adapter.get_info();
-        Ok(Self::build(device, queue, info, timestamps))
+        let (device, queue, info) = open_device()?;
+        Ok(Self::with_device(device, queue, info))
     }
 
     /// Use a device the application already renders with, so its textures can be converted
@@ -324,6 +337,7 @@ impl GpuConverter {
             next_ticket: 0,
             timestamps,
             last_kernel_ms: None,
+            last_submission: None,
         }
     }
 
@@ -387,6 +401,9 @@ impl GpuConverter {
             y_len,
             uv_len,
             staging,
+            busy: (0..RING)
+                .map(|_| Arc::new(AtomicBool::new(false)))
+                .collect(),
             upload: None,
         });
     }
@@ -525,6 +542,9 @@ impl GpuConverter {
             ],
         });
         let slot = (self.next_ticket % RING as u64) as usize;
+        if sized.busy[slot].load(Ordering::Acquire) {
+            return Err(GpuError::Busy);
+        }
         self.in_flight.retain(|f| f.slot != slot);
         let mut encoder = self
             .device
@@ -560,7 +580,8 @@ impl GpuConverter {
         let staging = &sized.staging[slot];
         encoder.copy_buffer_to_buffer(&sized.y_buf, 0, staging, 0, sized.y_len);
         encoder.copy_buffer_to_buffer(&sized.uv_buf, 0, staging, sized.y_len, sized.uv_len);
-        self.queue.submit(Some(encoder.finish()));
+        let submission = self.queue.submit(Some(encoder.finish()));
+        self.last_submission = Some(submission);
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         self.in_flight.push(InFlight {
@@ -570,6 +591,45 @@ impl GpuConverter {
             upload_ms,
         });
         Ok(ticket)
+    }
+
+    /// Start converting a texture and reading it back, without waiting: the returned
+    /// [`Readback`] holds one of the 3 staging slots until dropped ([`GpuError::Busy`] while
+    /// all are held). Wait for it off the frame loop ([`Readback::wait`], or a
+    /// [`TextureRing`], which does that on its own thread).
+    pub fn submit_texture_async(
+        &mut self,
+        texture: &wgpu::Texture,
+        cs: ColorSpace,
+    ) -> Result<Readback, GpuError> {
+        let ticket = self.submit_texture(texture, cs)?;
+        let idx = self
+            .in_flight
+            .iter()
+            .position(|f| f.ticket == ticket)
+            .expect("just submitted");
+        let job = self.in_flight.remove(idx);
+        let sized = self.sized.as_ref().expect("submitted implies sized");
+        let buffer = sized.staging[job.slot].clone();
+        let busy = sized.busy[job.slot].clone();
+        busy.store(true, Ordering::Release);
+        let (tx, mapped) = mpsc::channel();
+        buffer.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        Ok(Readback {
+            ticket,
+            buffer,
+            y_len: sized.y_len,
+            width: sized.width,
+            height: sized.height,
+            stride: padded_width(sized.width) as usize,
+            submission: self.last_submission.clone().expect("just submitted"),
+            mapped,
+            is_mapped: false,
+            busy,
+            submitted: job.submitted,
+        })
     }
 
     fn map_and_wait(&self, buffer: &wgpu::Buffer) -> Result<(), GpuError> {

@@ -35,6 +35,10 @@ pub enum StreamError {
     /// The encoder backend is unknown or not in this build.
     #[error("{0}")]
     Backend(#[from] framecast_encode::EncodeError),
+    /// The GPU conversion of a published texture failed.
+    #[cfg(feature = "gpu")]
+    #[error("GPU texture path: {0}")]
+    Gpu(#[from] framecast_gpu::GpuError),
     /// Video transport was required but no H.264 backend is in this build.
     #[error("video transport requested but backend {0:?} is not in this build")]
     NoVideoBackend(String),

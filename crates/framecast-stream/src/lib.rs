@@ -80,6 +80,8 @@ mod server;
 pub mod session;
 mod stream;
 mod tcp_info;
+#[cfg(feature = "gpu")]
+mod texture;
 mod worker;
 
 pub use blocking::BlockingDisplay;
