@@ -10,6 +10,7 @@ from typing_extensions import Self
 
 __all__ = [
     "ClosedError",
+    "CudaConverter",
     "Display",
     "DroppedFrame",
     "EncodedPacket",
@@ -20,6 +21,7 @@ __all__ = [
     "Writer",
     "__version__",
     "doctor",
+    "to_nv12",
     "viewer_file",
 ]
 
@@ -144,11 +146,11 @@ class Writer:
     @property
     def closed(self) -> bool: ...
 
-@final
 def to_nv12(
     frame: Any, *, pixel_format: str | None = None, color: str = "bt709", range: str = "limited"
 ) -> bytes: ...
 
+@final
 class CudaConverter:
     """CUDA device arrays -> NV12 on their own GPU, read back through a ring of ``depth``
     pinned host buffers (what ``Display.publish``, ``Encoder.encode`` and ``Writer.write``
@@ -156,7 +158,9 @@ class CudaConverter:
     ``nv12`` and ``release`` take tickets, oldest first or in any order. NV12 bytes are
     ``height`` rows of Y then ``ceil(height/2)`` rows of CbCr, each ``2*ceil(width/2)`` bytes."""
 
-    def __init__(self, *, depth: int = 2, color: str = "bt709", range: str = "limited") -> None: ...
+    def __new__(
+        cls, *, depth: int = 2, color: str = "bt709", range: str = "limited"
+    ) -> CudaConverter: ...
     def submit(self, frame: Any, *, pixel_format: str | None = None) -> int: ...
     def wait(self, ticket: int) -> None: ...
     def ready(self, ticket: int) -> bool: ...
@@ -171,6 +175,7 @@ class CudaConverter:
     @property
     def device(self) -> dict[str, Any] | None: ...
 
+@final
 class Display:
     cuda_ring_depth: int
     def flush_cuda(self) -> None: ...

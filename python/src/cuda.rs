@@ -28,6 +28,13 @@ pub(crate) struct CudaFrame<'py> {
 pub(crate) fn cuda_error(e: CudaError) -> PyErr {
     match e {
         CudaError::UnsupportedFormat(_) | CudaError::Frame(_) => value_error(e.to_string()),
+        e @ (CudaError::NoDriver(_) | CudaError::NoNvrtc(_)) => {
+            pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "CUDA frame path: {e}; or pass host memory: cupy.asnumpy(x), \
+                 tensor.cpu().numpy(), numpy.asarray(jax_array) (`python -m framecast doctor` \
+                 shows what this machine has)"
+            ))
+        }
         other => pyo3::exceptions::PyRuntimeError::new_err(format!(
             "CUDA frame path: {other} (`python -m framecast doctor` shows what this machine has)"
         )),

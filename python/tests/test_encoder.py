@@ -274,9 +274,11 @@ class _DlpackOnGpu:
 
 
 @pytest.mark.parametrize("frame", [_CudaArray(), _DlpackOnGpu()], ids=["cuda-array", "dlpack"])
-def test_device_arrays_are_refused_with_the_host_memory_fix(frame):
+def test_device_arrays_without_cuda_name_the_host_memory_fix(frame):
+    if framecast.doctor()["cuda"].get("devices"):
+        pytest.skip("this machine has CUDA: test_cuda.py converts device arrays on it")
     enc = framecast.Encoder(W, H)
-    with pytest.raises(TypeError, match=r"host memory.*cupy\.asnumpy"):
+    with pytest.raises(RuntimeError, match=r"no CUDA driver.*cupy\.asnumpy"):
         enc.encode(frame)
     assert enc.encode(make_card())[0].is_keyframe, "the encoder is still usable"
 
