@@ -186,8 +186,10 @@ fn deliver(shared: &Shared, display: &Display, jobs: mpsc::Receiver<Job>) {
                 let conv = ring.slot.converter_ref().ok_or("no converter")?;
                 conv.completion(job.ticket).map_err(|e| e.to_string())?
             };
-            // SAFETY: the ticket is released only below, by this thread.
-            unsafe { completion.wait() }.map_err(|e| e.to_string())?;
+            // SAFETY: the ticket is released only below, by this thread. No polling: this
+            // thread only hands frames on, so it sleeps on the event and burns no CPU.
+            unsafe { completion.wait_spinning(std::time::Duration::ZERO) }
+                .map_err(|e| e.to_string())?;
             let view = {
                 let mut ring = lock(shared);
                 let conv = ring.slot.converter().ok_or("no converter")?;

@@ -259,7 +259,7 @@ def test_encoder_and_writer_take_cuda_arrays(lib, tmp_path):
 
 def test_display_publishes_cupy_frames_to_a_viewer():
     cupy = need("cupy")
-    from conftest import VIDEO, H, W
+    from conftest import H, W
 
     async def main():
         display = framecast.serve(W, H, port=0, fps=30)
@@ -273,7 +273,7 @@ def test_display_publishes_cupy_frames_to_a_viewer():
 
         pub = asyncio.create_task(publishing())
         try:
-            async with Viewer(display.ws_url, VIDEO) as v:
+            async with Viewer(display.ws_url, ("webcodecs/h264-annexb",)) as v:
                 config = await v.next_text()
                 assert (config["width"], config["height"]) == (W, H)
                 chunks = await v.frames(8)

@@ -57,20 +57,66 @@ pub fn run(args: DoctorArgs) -> Result<(), Failure> {
         rows.push(("openh264 assembly".into(), asm.linked(), asm.to_string()));
     }
     #[cfg(feature = "gpu")]
-    match framecast_gpu::probe() {
-        Ok(a) => rows.push((
-            "gpu colour conversion (wgpu)".into(),
-            true,
-            format!("{a}; use `encode --gpu`"),
-        )),
-        Err(e) => rows.push(("gpu colour conversion (wgpu)".into(), false, e.to_string())),
-    }
+    let wgpu_ok = match framecast_gpu::probe() {
+        Ok(a) => {
+            rows.push((
+                "gpu colour conversion (wgpu)".into(),
+                true,
+                format!(
+                    "{a}; `encode --gpu`, `demo --gpu`, `serve --gpu`, Display::publish_texture"
+                ),
+            ));
+            true
+        }
+        Err(e) => {
+            rows.push(("gpu colour conversion (wgpu)".into(), false, e.to_string()));
+            false
+        }
+    };
     #[cfg(not(feature = "gpu"))]
     rows.push((
         "gpu colour conversion (wgpu)".into(),
         false,
         "not in this build (rebuild with --features gpu); conversion runs on the CPU (SIMD)".into(),
     ));
+    #[cfg(not(feature = "gpu"))]
+    let wgpu_ok = false;
+    let cuda_ok = match framecast_cuda::probe() {
+        Ok(info) => {
+            rows.push((
+                "cuda driver".into(),
+                true,
+                format!("CUDA {}.{}", info.driver_version.0, info.driver_version.1),
+            ));
+            let nvrtc_ok = info.nvrtc.is_ok();
+            rows.push((
+                "cuda nvrtc".into(),
+                nvrtc_ok,
+                match &info.nvrtc {
+                    Ok((a, b)) => format!("{a}.{b} (compiles the conversion kernel at run time)"),
+                    Err(e) => e.clone(),
+                },
+            ));
+            for d in &info.devices {
+                rows.push((
+                    format!("cuda device {}", d.ordinal),
+                    true,
+                    format!(
+                        "{} (compute {}.{}, {} MiB)",
+                        d.name,
+                        d.compute_capability.0,
+                        d.compute_capability.1,
+                        d.total_memory >> 20
+                    ),
+                ));
+            }
+            nvrtc_ok && !info.devices.is_empty()
+        }
+        Err(e) => {
+            rows.push(("cuda driver".into(), false, e.to_string()));
+            false
+        }
+    };
     for (tool, arg, why) in [
         (
             "ffmpeg",
@@ -98,6 +144,24 @@ pub fn run(args: DoctorArgs) -> Result<(), Failure> {
             detail
         );
     }
+    println!("\nHow frames are converted to YUV:");
+    println!("  host memory (files, patterns, numpy): CPU, SIMD");
+    println!(
+        "  wgpu textures (Display::publish_texture, --gpu): {}",
+        if wgpu_ok {
+            "on the texture's device, NV12 read back by a ring that never blocks the frame loop"
+        } else {
+            "unavailable here (see the wgpu row); --gpu falls back to the CPU"
+        }
+    );
+    println!(
+        "  CUDA arrays (Python: CuPy, PyTorch, JAX): {}",
+        if cuda_ok {
+            "on the array's GPU, in order with its stream; NV12 read back through pinned buffers"
+        } else {
+            "unavailable here (see the cuda rows); pass host memory"
+        }
+    );
     let usable: Vec<_> = statuses
         .iter()
         .filter(|s| matches!(s.availability, Availability::Available { .. }))

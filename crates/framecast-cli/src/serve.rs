@@ -62,6 +62,11 @@ pub struct LiveArgs {
     /// viewer on a much slower link gets a lower encoder tier of its own).
     #[arg(long)]
     no_adaptive: bool,
+    /// Convert frames to NV12 on the GPU (wgpu) and read back only NV12, without blocking the
+    /// frame loop; `demo` adds a `gpu` scene rendered there by a WGSL shader. Needs a build
+    /// with `--features gpu` and an adapter; without either, says so once and uses the CPU.
+    #[arg(long)]
+    gpu: bool,
 }
 
 /// Arguments of `framecast demo`.
@@ -103,6 +108,16 @@ pub struct ServeArgs {
 }
 
 const SCENES: [&str; 5] = ["testcard", "bands", "gradient", "plasma", "paint"];
+/// The scene rendered on the GPU (`demo --gpu`).
+const GPU_SCENE: &str = "gpu";
+
+/// What the demo draws.
+#[derive(Debug, Clone, Copy)]
+enum Scene {
+    Pattern(PatternKind),
+    Paint,
+    Gpu,
+}
 
 fn configs(
     a: &LiveArgs,
@@ -301,12 +316,19 @@ impl Paint {
     }
 }
 
-fn scene_kind(name: &str) -> Result<Option<PatternKind>, String> {
+fn scene_kind(name: &str, gpu: bool) -> Result<Scene, String> {
     if name.eq_ignore_ascii_case("paint") {
-        return Ok(None);
+        return Ok(Scene::Paint);
+    }
+    if name.eq_ignore_ascii_case(GPU_SCENE) {
+        return if gpu {
+            Ok(Scene::Gpu)
+        } else {
+            Err("the gpu scene needs --gpu, a build with --features gpu and a GPU adapter".into())
+        };
     }
     name.parse::<PatternKind>()
-        .map(Some)
+        .map(Scene::Pattern)
         .map_err(|_| format!("unknown scene {name:?}: use {}", SCENES.join(", ")))
 }
 
@@ -315,15 +337,23 @@ pub fn demo(a: DemoArgs) -> Result<(), Failure> {
     if let Some(output) = &a.output {
         return demo_to_file(output, a.scene.as_deref().unwrap_or("plasma"), a.seconds);
     }
-    let mut scene = a.scene.clone().unwrap_or_else(|| "testcard".into());
-    let mut kind = scene_kind(&scene)
-        .map_err(|e| anyhow!(e))
-        .code(exit::USAGE)?;
     let (w, h) = a.live.size.unwrap_or((1280, 720));
     let (server, stream) = configs(&a.live, (w, h), true)?;
     let live = Live::start(server, stream, None, a.live.open)?;
     let d = live.display.display().clone();
-    let state = |scene: &str| serde_json::json!({"scene": scene, "scenes": SCENES});
+    let mut gpu = crate::gpu_live::open_if(a.live.gpu, &d, w, h);
+    let default = if gpu.is_some() { GPU_SCENE } else { "testcard" };
+    let mut scene = a.scene.clone().unwrap_or_else(|| default.into());
+    let mut kind = scene_kind(&scene, gpu.is_some())
+        .map_err(|e| anyhow!(e))
+        .code(exit::USAGE)?;
+    let scenes: Vec<&str> = gpu
+        .as_ref()
+        .map(|_| GPU_SCENE)
+        .into_iter()
+        .chain(SCENES)
+        .collect();
+    let state = |scene: &str| serde_json::json!({"scene": scene, "scenes": scenes});
     d.set_app_state(state(&scene));
     let mut paint = Paint::new(w, h);
     let period = Duration::from_secs_f64(1.0 / a.live.fps);
@@ -332,7 +362,7 @@ pub fn demo(a: DemoArgs) -> Result<(), Failure> {
     loop {
         for req in d.poll_control() {
             if let Some(s) = req.get("scene").and_then(|s| s.as_str()) {
-                match scene_kind(s) {
+                match scene_kind(s, gpu.is_some()) {
                     Ok(k) => {
                         kind = k;
                         scene = s.to_ascii_lowercase();
@@ -346,12 +376,15 @@ pub fn demo(a: DemoArgs) -> Result<(), Failure> {
         for e in d.poll_events() {
             paint.handle(&e.event);
         }
-        let r = d.publish_with(PixelFormat::Rgba8, w, h, |rgba| match kind {
-            Some(k) => {
-                let _ = render_into(k, frame, w, h, rgba);
-            }
-            None => paint.render(rgba),
-        });
+        let r = match (kind, gpu.as_mut()) {
+            (Scene::Gpu, Some(g)) => g.publish_scene(&d, frame),
+            _ => d.publish_with(PixelFormat::Rgba8, w, h, |rgba| match kind {
+                Scene::Pattern(k) => {
+                    let _ = render_into(k, frame, w, h, rgba);
+                }
+                Scene::Paint | Scene::Gpu => paint.render(rgba),
+            }),
+        };
         if let Err(e) = r {
             tracing::warn!(error = %e, "publish failed");
             break;
@@ -361,6 +394,7 @@ pub fn demo(a: DemoArgs) -> Result<(), Failure> {
             break;
         }
     }
+    drop(gpu);
     live.finish();
     Ok(())
 }
@@ -395,12 +429,24 @@ pub fn serve(a: ServeArgs) -> Result<(), Failure> {
         let (w, h) = a.live.size.unwrap_or((1280, 720));
         let (server, stream) = configs(&a.live, (w, h), false)?;
         let live = Live::start(server, stream, a.name.as_deref(), a.live.open)?;
+        let d = live.display.display().clone();
+        let mut gpu = crate::gpu_live::open_if(a.live.gpu, &d, w, h);
         let period = Duration::from_secs_f64(1.0 / a.live.fps);
         let mut next = Instant::now();
+        let mut rgba = vec![0u8; w as usize * h as usize * 4];
         for frame in 0u64.. {
-            if let Err(e) = live.display.publish_with(PixelFormat::Rgba8, w, h, |rgba| {
-                let _ = render_into(kind, frame, w, h, rgba);
-            }) {
+            let r = match gpu.as_mut() {
+                Some(g) => {
+                    let _ = render_into(kind, frame, w, h, &mut rgba);
+                    let f = framecast_core::Frame::rgba8(&rgba, w, h, w as usize * 4)
+                        .expect("sized for the frame");
+                    g.publish_host(&d, &f).map(|_| ())
+                }
+                None => live.display.publish_with(PixelFormat::Rgba8, w, h, |rgba| {
+                    let _ = render_into(kind, frame, w, h, rgba);
+                }),
+            };
+            if let Err(e) = r {
                 tracing::warn!(error = %e, "publish failed");
                 break;
             }
@@ -408,6 +454,7 @@ pub fn serve(a: ServeArgs) -> Result<(), Failure> {
                 break;
             }
         }
+        drop(gpu);
         live.finish();
         return Ok(());
     }
@@ -431,6 +478,8 @@ pub fn serve(a: ServeArgs) -> Result<(), Failure> {
     live_args.fps = fps;
     let (server, stream) = configs(&live_args, (w, h), false)?;
     let live = Live::start(server, stream, a.name.as_deref(), a.live.open)?;
+    let d = live.display.display().clone();
+    let mut gpu = crate::gpu_live::open_if(a.live.gpu, &d, w, h);
     let period = Duration::from_secs_f64(1.0 / fps);
     let mut next = Instant::now();
     let mut frames = 0u64;
@@ -438,7 +487,18 @@ pub fn serve(a: ServeArgs) -> Result<(), Failure> {
         match source.next_frame() {
             Ok(Some(frame)) => {
                 frames += 1;
-                if let Err(e) = live.display.publish(frame) {
+                // RGBA frames go through the GPU with --gpu; other formats (y4m's I420,
+                // NV12) are YUV already or convert on the CPU.
+                let on_gpu = match gpu.as_mut() {
+                    Some(g) => g.publish_host(&d, &frame.as_frame()),
+                    None => Ok(false),
+                };
+                let r = match on_gpu {
+                    Ok(true) => Ok(()),
+                    Ok(false) => live.display.publish(frame),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = r {
                     break Err(anyhow!(e)).code(exit::OUTPUT);
                 }
             }
@@ -462,6 +522,7 @@ pub fn serve(a: ServeArgs) -> Result<(), Failure> {
             break Ok(());
         }
     };
+    drop(gpu);
     live.finish();
     result
 }

@@ -133,9 +133,20 @@ impl Completion {
     /// # Safety
     /// The converter must be alive and the ticket not released.
     pub unsafe fn wait(&self) -> Result<(), CudaError> {
+        // SAFETY: forwarded.
+        unsafe { self.wait_spinning(SPIN) }
+    }
+
+    /// [`Completion::wait`], polling for at most `spin` before sleeping on the event: a
+    /// thread that only hands frames on can sleep at once (`Duration::ZERO`) and spend no CPU
+    /// waiting.
+    ///
+    /// # Safety
+    /// The converter must be alive and the ticket not released.
+    pub unsafe fn wait_spinning(&self, spin: Duration) -> Result<(), CudaError> {
         let event = self.event as sys::CUevent;
         let start = Instant::now();
-        while start.elapsed() < SPIN {
+        while start.elapsed() < spin {
             // SAFETY: the caller keeps the event alive; recorded by `submit`.
             match unsafe { result::event::query(event) } {
                 Ok(()) => return Ok(()),

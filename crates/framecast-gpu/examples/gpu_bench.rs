@@ -7,9 +7,17 @@
 //! * GPU-resident texture: convert + readback (a renderer that already has the frame on the GPU);
 //! * kernel: the compute pass alone, from GPU timestamp queries, when the adapter has them;
 //! * CPU: framecast-core's SIMD conversion of the same frame, one thread, in the same run.
+//!
+//! Then, for the GPU-resident texture, where the time beyond the kernel goes:
+//! * sync `convert_texture` with and without timestamp queries (their readback is a second
+//!   map and device wait);
+//! * the non-blocking path (`submit_texture_async` + `Readback`): submit (host CPU),
+//!   submit → NV12 mapped on the host, and copying out of mapped memory into an image, which
+//!   `TextureRing` skips by lending the mapped planes to its sink.
 
 use framecast_core::{convert, ColorSpace, Frame, Yuv420Image, YuvLayout};
 use framecast_gpu::GpuConverter;
+use std::time::Duration;
 use std::time::Instant;
 
 fn median_p95(v: &mut [f64]) -> (f64, f64) {
@@ -133,4 +141,109 @@ fn main() {
         println!("| {w}x{h} | {hm:.3} / {hp:.3} | {rm:.3} / {rp:.3} | {k} | {cm:.3} / {cp:.3} | {:.2}x |", hm / cm);
     }
     println!("\n({iters} iterations per size after 5 warm-up; BT.709 limited; NV12 out)");
+    breakdown(&gpu, &sizes_again(&args), iters);
+}
+
+fn sizes_again(args: &[String]) -> Vec<(u32, u32)> {
+    let v = args
+        .iter()
+        .position(|a| a == "--sizes")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "720p,1080p,4k".into());
+    v.split(',')
+        .map(|s| match s {
+            "720p" => (1280, 720),
+            "1080p" => (1920, 1080),
+            "4k" => (3840, 2160),
+            other => {
+                let (w, h) = other.split_once('x').expect("size like 1920x1080");
+                (w.parse().unwrap(), h.parse().unwrap())
+            }
+        })
+        .collect()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn fmt(v: &mut [f64]) -> String {
+    let (m, p) = median_p95(v);
+    format!("{m:.3} / {p:.3}")
+}
+
+/// Where a GPU-resident conversion's time goes beyond the kernel.
+fn breakdown(gpu: &GpuConverter, sizes: &[(u32, u32)], iters: usize) {
+    let device = gpu.device().clone();
+    let queue = gpu.queue().clone();
+    let info = gpu.adapter_info().clone();
+    // The same device, with and without timestamp queries in the converter.
+    let mut with_ts = GpuConverter::with_device(device.clone(), queue.clone(), info.clone());
+    let mut no_ts = GpuConverter::with_device(device.clone(), queue.clone(), info);
+    no_ts.disable_timestamps();
+    println!("\nGPU-resident texture, where the time goes (ms, median / p95):\n");
+    println!("| size | sync convert_texture (timestamps on) | sync, timestamps off | async: submit (host CPU) | async: submit -> NV12 mapped | async: copy out of mapped memory | async total, NV12 lent in place (TextureRing) | async total + copy out |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let cs = ColorSpace::default();
+    for &(w, h) in sizes {
+        let texture = device.create_texture(&wgpu::TextureDescriptor {
+            label: None,
+            size: wgpu::Extent3d {
+                width: w,
+                height: h,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba8Unorm,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        });
+        let mut dst = Yuv420Image::new(w, h, YuvLayout::Nv12).unwrap();
+        let (mut sync_ts, mut sync_plain, mut submit, mut mapped, mut copy, mut lent, mut total) =
+            (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+        for i in 0..iters + 5 {
+            let t = Instant::now();
+            with_ts.convert_texture(&texture, cs, &mut dst).unwrap();
+            let a = ms(t.elapsed());
+            let t = Instant::now();
+            no_ts.convert_texture(&texture, cs, &mut dst).unwrap();
+            let b = ms(t.elapsed());
+            let t0 = Instant::now();
+            let mut job = no_ts.submit_texture_async(&texture, cs).unwrap();
+            let t1 = Instant::now();
+            job.wait(&device).unwrap();
+            let t2 = Instant::now();
+            let touched = job.with_nv12(|f| f.width()).unwrap();
+            let t3 = Instant::now();
+            job.with_nv12(|f| {
+                framecast_core::convert::to_yuv420(f, cs, &mut dst).unwrap();
+            })
+            .unwrap();
+            let t4 = Instant::now();
+            drop(job);
+            assert_eq!(touched, w);
+            if i >= 5 {
+                sync_ts.push(a);
+                sync_plain.push(b);
+                submit.push(ms(t1 - t0));
+                mapped.push(ms(t2 - t1));
+                copy.push(ms(t4 - t3));
+                lent.push(ms(t3 - t0));
+                total.push(ms(t3 - t0) + ms(t4 - t3));
+            }
+        }
+        println!(
+            "| {w}x{h} | {} | {} | {} | {} | {} | {} | {} |",
+            fmt(&mut sync_ts),
+            fmt(&mut sync_plain),
+            fmt(&mut submit),
+            fmt(&mut mapped),
+            fmt(&mut copy),
+            fmt(&mut lent),
+            fmt(&mut total)
+        );
+    }
 }

@@ -341,6 +341,17 @@ impl GpuConverter {
         }
     }
 
+    /// The adapter's full description.
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+
+    /// Stop timing the kernel with timestamp queries: [`GpuTimings::kernel_ms`] becomes
+    /// `None`, and each synchronous conversion saves the second readback those need.
+    pub fn disable_timestamps(&mut self) {
+        self.timestamps = None;
+    }
+
     /// The adapter in use.
     pub fn adapter_summary(&self) -> AdapterSummary {
         summary(&self.info)
