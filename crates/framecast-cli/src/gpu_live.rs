@@ -58,6 +58,10 @@ mod off {
         pub fn publish_host(&mut self, _: &Display, _: &Frame<'_>) -> Result<bool, StreamError> {
             match *self {}
         }
+
+        pub fn finish(self) {
+            match self {}
+        }
     }
 }
 
@@ -149,6 +153,13 @@ mod on {
                 size: (w, h),
                 adapter,
             })
+        }
+
+        /// Deliver the frames still in the ring (before the stream closes).
+        pub fn finish(mut self) {
+            if let Err(e) = self.ring.flush() {
+                tracing::warn!(error = %e, "frames still on the GPU were not delivered");
+            }
         }
 
         /// "NVIDIA H200 (Vulkan)".

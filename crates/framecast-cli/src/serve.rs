@@ -394,7 +394,9 @@ pub fn demo(a: DemoArgs) -> Result<(), Failure> {
             break;
         }
     }
-    drop(gpu);
+    if let Some(g) = gpu {
+        g.finish();
+    }
     live.finish();
     Ok(())
 }
@@ -454,7 +456,9 @@ pub fn serve(a: ServeArgs) -> Result<(), Failure> {
                 break;
             }
         }
-        drop(gpu);
+        if let Some(g) = gpu {
+            g.finish();
+        }
         live.finish();
         return Ok(());
     }
@@ -522,7 +526,9 @@ pub fn serve(a: ServeArgs) -> Result<(), Failure> {
             break Ok(());
         }
     };
-    drop(gpu);
+    if let Some(g) = gpu {
+        g.finish();
+    }
     live.finish();
     result
 }
