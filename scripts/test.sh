@@ -34,6 +34,9 @@ pkg-config --exists libavcodec libavformat libavutil 2>/dev/null || need+=(libav
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 # (libclang itself: Debian ships libclang-cpp.so with clang's C++ tools, which bindgen cannot use.)
 ldconfig -p 2>/dev/null | grep -Eq 'libclang(-[0-9.]+)?\.so' || need+=(libclang-dev)
+# libx264-dev: the `x264` backend (GPL, off by default) links the system libx264; its bindings
+# are generated from x264.h with bindgen (libclang, above).
+pkg-config --exists x264 2>/dev/null || need+=(libx264-dev)
 # iproute2 (ip, tc): the two-namespace network of the slow-link test.
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v tc >/dev/null 2>&1 || need+=(iproute2)

@@ -85,9 +85,11 @@ pub struct RawAccessUnit {
 
 /// A backend encoder instance.
 ///
-/// Contract: access units come out in submission order with the submitted tokens; a frame
-/// submitted with `force_keyframe` yields an IDR; no B-frames. Synchronous backends make the
-/// access unit available from `poll` as soon as `encode` returns.
+/// Contract: access units come out with the submitted tokens, in submission order unless the
+/// backend reorders for B-frames ([`Self::reorder_depth`] > 0: decode order, no frame more than
+/// that many places ahead of its submission position); a frame submitted with `force_keyframe`
+/// yields an IDR. Synchronous backends without reordering make the access unit available from
+/// `poll` as soon as `encode` returns.
 ///
 /// # Recovery without a keyframe (optional)
 ///
@@ -130,6 +132,23 @@ pub trait BackendEncoder: Send {
     fn recover(&mut self, last_displayed: u64) -> Result<Option<u64>, EncodeError> {
         let _ = last_displayed;
         Ok(None)
+    }
+    /// How many frames a decoder must hold back before display: `max_num_reorder_frames` of
+    /// the stream. 0 (the default): no B-frames, output order is submission order.
+    fn reorder_depth(&self) -> u32 {
+        0
+    }
+    /// Frames this backend holds by design before their access units can come out (lookahead,
+    /// B-frames, frame threads): they come out as later frames go in, or at `finish`. A
+    /// pipelined encoder does not count them against its in-flight limit. 0 by default.
+    fn held_frames(&self) -> usize {
+        0
+    }
+    /// The stream's SPS must allow frame_num gaps: this backend recovers a decoder by
+    /// predicting from a frame before the ones it missed, and that decoder must read the gap
+    /// as intended rather than as loss. `false` by default.
+    fn frame_num_gaps(&self) -> bool {
+        false
     }
     /// Packed RGB formats [`Self::encode_rgb`] takes; none by default (YUV only).
     fn rgb_input(&self) -> RgbInput {
@@ -175,6 +194,10 @@ pub struct BackendDescriptor {
     /// Implements recovery without a keyframe ([`BackendEncoder::recover`]) when
     /// [`EncoderConfig::recovery`] is on.
     pub recovery: bool,
+    /// Accepts [`EncoderConfig::bframes`] > 0.
+    pub bframes: bool,
+    /// Accepts [`EncoderConfig::intra_refresh`].
+    pub intra_refresh: bool,
     /// Probe this machine (may open a real session; cheap enough for `doctor`).
     pub probe: fn() -> Availability,
     /// Create an instance for a validated config.

@@ -107,6 +107,19 @@ pub struct EncoderConfig {
     /// Backends without the mechanism ignore it. Off by default: a file has one decoder that
     /// misses nothing.
     pub recovery: bool,
+    /// Speed/quality preset of backends that have them (x264: `ultrafast` … `placebo`);
+    /// `None` = the backend's live default (x264: `ultrafast`). Backends without presets
+    /// refuse `Some`.
+    pub preset: Option<String>,
+    /// B-frames between reference frames (0 = none, the default: live streams want none).
+    /// Above 0, packets come out in decode order with `dts_ns < pts_ns` where frames are
+    /// reordered, and the SPS declares the reordering; only backends that can (x264) accept it,
+    /// with the Main or High profile.
+    pub bframes: u32,
+    /// Periodic intra refresh instead of periodic IDRs (x264): a column of intra macroblocks
+    /// sweeps the picture every `keyframe_interval` frames, so no frame is an I-frame-sized
+    /// spike; forced keyframes (a joining viewer) are still IDRs. Backends without it refuse.
+    pub intra_refresh: bool,
 }
 
 impl EncoderConfig {
@@ -127,6 +140,9 @@ impl EncoderConfig {
             mode: EncodeMode::Sync,
             threads: 0,
             recovery: false,
+            preset: None,
+            bframes: 0,
+            intra_refresh: false,
         }
     }
 
@@ -159,12 +175,48 @@ impl EncoderConfig {
                 return bad(format!("qp {qp}: H.264 allows 0-51"));
             }
         }
+        if self.bframes > 16 {
+            return bad(format!(
+                "bframes {}: H.264 encoders allow 0-16",
+                self.bframes
+            ));
+        }
+        if self.bframes > 0 && self.profile == ProfileHint::ConstrainedBaseline {
+            return bad(format!(
+                "bframes {}: Constrained Baseline has no B-frames; ask for the Main or High profile",
+                self.bframes
+            ));
+        }
+        if self.intra_refresh && self.bframes > 0 {
+            return bad(
+                "intra refresh and B-frames together: pick one (intra refresh is for live \
+                 streams, B-frames for files)"
+                    .into(),
+            );
+        }
         if let EncodeMode::Pipelined { max_in_flight, .. } = self.mode {
             if max_in_flight == 0 {
                 return bad("max_in_flight 0: a pipelined encoder needs at least 1".into());
             }
         }
         Ok(())
+    }
+
+    /// Refuse the options a backend without presets, B-frames or intra refresh cannot honour,
+    /// naming the backend that can.
+    pub(crate) fn refuse_x264_only_options(&self, backend: &str) -> Result<(), EncodeError> {
+        let what = if self.preset.is_some() {
+            "presets"
+        } else if self.bframes > 0 {
+            "B-frames"
+        } else if self.intra_refresh {
+            "intra refresh"
+        } else {
+            return Ok(());
+        };
+        Err(EncodeError::InvalidConfig(format!(
+            "the {backend} backend has no {what}; use the x264 backend (a build with the `x264` feature)"
+        )))
     }
 
     /// Duration of one frame in nanoseconds.

@@ -469,6 +469,9 @@ fn check_live_rate(config: &EncoderConfig) -> Result<(), String> {
 /// frame it got after each recovery bit-identical to A, which decoded everything, and close
 /// to the source. The second stall catches long-term references marked in frames B missed
 /// the first time. Backends whose descriptor says they cannot recover must answer `None`.
+/// A backend that recovers by predicting from a frame before the missed ones (x264) declares
+/// frame_num gaps in its SPS; that stream is checked with the decoders that run H.264's gap
+/// process (FFmpeg's; OpenH264's decoder does not).
 fn check_recovery(config: &EncoderConfig, decoders: &[DecoderFactory]) -> Result<(), String> {
     let supported = crate::registry::find(&config.backend)
         .map_err(|e| e.to_string())?
@@ -542,9 +545,26 @@ fn check_recovery(config: &EncoderConfig, decoders: &[DecoderFactory]) -> Result
             ));
         }
     }
+    // A backend that recovers by skipping frames declares frame_num gaps in its SPS; only
+    // decoders that run the gap process (8.2.5.2) are held to it.
+    let gaps = pk
+        .first()
+        .and_then(|p| {
+            let nals = nals_of(p).ok()?;
+            let sps = nals
+                .into_iter()
+                .find(|n| nal_type(n) == Some(NalType::Sps))?;
+            parse_sps(sps).ok()
+        })
+        .is_some_and(|sps| sps.gaps_in_frame_num_allowed);
+    let mut checked = 0;
     for factory in decoders {
         let (mut a, mut b) = (factory()?, factory()?);
         let name = b.name();
+        if gaps && !b.infers_missing_frames() {
+            continue;
+        }
+        checked += 1;
         let mut seen_a = Vec::new();
         for p in &pk {
             seen_a.extend(a.send(&p.data, Some(p.pts_ns)).map_err(|e| e.to_string())?);
@@ -583,6 +603,13 @@ fn check_recovery(config: &EncoderConfig, decoders: &[DecoderFactory]) -> Result
                 ));
             }
         }
+    }
+    if checked == 0 && !decoders.is_empty() {
+        return Err(
+            "the stream relies on frame_num gaps and no compiled-in decoder runs the gap \
+             process (8.2.5.2); build with the `libav` feature to check it"
+                .into(),
+        );
     }
     Ok(())
 }
@@ -658,6 +685,182 @@ fn check_accounting(config: &EncoderConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// The B-frame profile ([`EncoderConfig::bframes`]): every frame comes out once, in decode
+/// order (some frames really reordered), with strictly increasing dts never later than the
+/// pts; IDRs land where asked; the SPS declares the reordering; and a decoder that reorders
+/// restores presentation order, each picture close to its source.
+fn check_bframes(config: &EncoderConfig) -> Result<(), String> {
+    const FRAMES: u64 = 40;
+    let forced = [17u64];
+    let (events, _) = encode(config, FRAMES, &forced).map_err(|e| e.to_string())?;
+    let pk = packets(&events);
+    if pk.len() as u64 != FRAMES || events.len() != pk.len() {
+        return Err(format!(
+            "{} packets ({} events) for {FRAMES} frames",
+            pk.len(),
+            events.len()
+        ));
+    }
+    let index = |p: &EncodedPacket| (p.token - 0xF00D_0000) / 3;
+    let mut seen: Vec<u64> = pk.iter().map(|p| index(p)).collect();
+    let reordered = seen.windows(2).any(|w| w[0] > w[1]);
+    seen.sort_unstable();
+    if seen != (0..FRAMES).collect::<Vec<_>>() {
+        return Err("not every frame came out exactly once".into());
+    }
+    if !reordered {
+        return Err("no frame was reordered: B-frames were not used".into());
+    }
+    let dur = config.frame_duration_ns();
+    for (k, p) in pk.iter().enumerate() {
+        if p.pts_ns != 1_000 + index(p) as i64 * dur {
+            return Err(format!("packet {k}: pts {} is not its frame's", p.pts_ns));
+        }
+        if p.dts_ns > p.pts_ns {
+            return Err(format!(
+                "packet {k}: dts {} after pts {}",
+                p.dts_ns, p.pts_ns
+            ));
+        }
+        if k > 0 && p.dts_ns <= pk[k - 1].dts_ns {
+            return Err(format!(
+                "packet {k}: dts {} not after {}",
+                p.dts_ns,
+                pk[k - 1].dts_ns
+            ));
+        }
+        let idr = types_of(p)?.contains(&NalType::IdrSlice);
+        if idr != p.keyframe {
+            return Err(format!(
+                "packet {k}: keyframe flag {} but IDR = {idr}",
+                p.keyframe
+            ));
+        }
+    }
+    if !pk[0].keyframe {
+        return Err("the first packet is not an IDR".into());
+    }
+    let mut keyframes: Vec<u64> = pk.iter().filter(|p| p.keyframe).map(|p| index(p)).collect();
+    keyframes.sort_unstable();
+    let expected = expected_keyframes(FRAMES, config.keyframe_interval, &forced);
+    if keyframes != expected {
+        return Err(format!("keyframes at {keyframes:?}, expected {expected:?}"));
+    }
+    let sps_nal = nals_of(pk[0])?
+        .into_iter()
+        .find(|n| nal_type(n) == Some(NalType::Sps))
+        .ok_or("first packet has no SPS")?;
+    let sps = parse_sps(sps_nal).map_err(|e| e.to_string())?;
+    let reorder = sps
+        .vui
+        .as_ref()
+        .and_then(|v| v.bitstream_restriction.as_ref())
+        .map(|b| b.max_num_reorder_frames)
+        .ok_or("SPS has no bitstream restriction")?;
+    if reorder == 0 {
+        return Err("B-frames but the SPS says max_num_reorder_frames = 0".into());
+    }
+    let mut checked = 0;
+    for factory in decoders() {
+        let mut dec = factory()?;
+        if !dec.reorders() {
+            continue;
+        }
+        checked += 1;
+        let name = dec.name();
+        let mut pictures = Vec::new();
+        for p in &pk {
+            pictures.extend(
+                dec.send(&p.data, Some(p.pts_ns))
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        pictures.extend(dec.drain().map_err(|e| e.to_string())?);
+        let pts: Vec<Option<i64>> = pictures.iter().map(|p| p.pts).collect();
+        let want: Vec<Option<i64>> = (0..FRAMES).map(|i| Some(1_000 + i as i64 * dur)).collect();
+        if pts != want {
+            return Err(format!("{name}: pictures out in pts order {pts:?}"));
+        }
+        let (w, h) = (config.width, config.height);
+        for (i, pic) in pictures.iter().enumerate() {
+            let err = luma_error(&pic.image, &synthetic_frame(w, h, i as u64), w, h);
+            if err > 12.0 {
+                return Err(format!(
+                    "{name}: picture {i} is off by {err:.1} luma levels"
+                ));
+            }
+        }
+    }
+    if checked == 0 {
+        return Err("no compiled-in decoder reorders; build with the `libav` feature".into());
+    }
+    Ok(())
+}
+
+/// Intra refresh ([`EncoderConfig::intra_refresh`]): only the first frame and the forced one
+/// (a joining viewer) are IDRs, every other frame is a P picture (the refresh is intra
+/// macroblocks inside them), and the stream decodes to the source.
+fn check_intra_refresh(config: &EncoderConfig) -> Result<(), String> {
+    const FRAMES: u64 = 60;
+    let forced = [33u64];
+    let (events, _) = encode(config, FRAMES, &forced).map_err(|e| e.to_string())?;
+    let pk = packets(&events);
+    if pk.len() as u64 != FRAMES {
+        return Err(format!("{} packets for {FRAMES} frames", pk.len()));
+    }
+    let keyframes: Vec<u64> = pk
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.keyframe)
+        .map(|(i, _)| i as u64)
+        .collect();
+    if keyframes != [0, 33] {
+        return Err(format!("IDRs at {keyframes:?}, expected [0, 33]"));
+    }
+    // The refresh is intra macroblocks inside P slices: no other frame is an I picture.
+    let mut reader = framecast_h264::slice::RefReader::new();
+    for (i, p) in pk.iter().enumerate() {
+        let annexb = match p.format {
+            OutputFormat::AnnexB => p.data.to_vec(),
+            OutputFormat::Avcc => {
+                framecast_h264::nal::avcc_to_annexb(&p.data, 4).map_err(|e| e.to_string())?
+            }
+        };
+        let refs = reader
+            .read_annexb(&annexb)
+            .map_err(|e| format!("packet {i}: {e}"))?
+            .ok_or(format!("packet {i} has no slice"))?;
+        if refs.intra && !p.keyframe {
+            return Err(format!("frame {i} is an I picture"));
+        }
+    }
+    for factory in decoders() {
+        let mut dec = factory()?;
+        let name = dec.name();
+        let mut pictures = Vec::new();
+        for p in &pk {
+            pictures.extend(
+                dec.send(&p.data, Some(p.pts_ns))
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        pictures.extend(dec.drain().map_err(|e| e.to_string())?);
+        if pictures.len() as u64 != FRAMES {
+            return Err(format!("{name}: decoded {} of {FRAMES}", pictures.len()));
+        }
+        let (w, h) = (config.width, config.height);
+        for i in [10, 32, 59] {
+            let err = luma_error(&pictures[i].image, &synthetic_frame(w, h, i as u64), w, h);
+            if err > 12.0 {
+                return Err(format!(
+                    "{name}: picture {i} is off by {err:.1} luma levels"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Run the whole suite against `backend` in `mode`.
 pub fn run(backend: &str, mode: EncodeMode) -> Vec<Check> {
     let mut checks = Vec::new();
@@ -708,6 +911,26 @@ pub fn run(backend: &str, mode: EncodeMode) -> Vec<Check> {
 
     let c = base_config(backend, mode, 1280, 720);
     add("720p stream", check_stream(&c, 8, &[3]));
+
+    let descriptor = crate::registry::find(backend).ok();
+    if descriptor.is_some_and(|d| d.bframes) {
+        let mut c = base_config(backend, mode, 320, 240);
+        c.bframes = 2;
+        c.profile = crate::ProfileHint::High;
+        add(
+            "B-frame profile: decode order, monotonic dts <= pts, IDRs where asked, SPS declares reordering, a reordering decoder restores pts order",
+            check_bframes(&c),
+        );
+    }
+    if descriptor.is_some_and(|d| d.intra_refresh) {
+        let mut c = base_config(backend, mode, 320, 240);
+        c.intra_refresh = true;
+        c.keyframe_interval = 15;
+        add(
+            "intra refresh: IDRs only first and forced, every other frame a P picture, decodes",
+            check_intra_refresh(&c),
+        );
+    }
 
     if mode == EncodeMode::Sync {
         let c = base_config(backend, mode, 640, 360);

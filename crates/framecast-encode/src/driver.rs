@@ -3,6 +3,7 @@
 //! attributes tokens and timings to each packet.
 
 use crate::backend::{BackendEncoder, BackendFrame, BackendRgbFrame};
+use crate::dts::DtsClock;
 use crate::keyframes::KeyframeScheduler;
 use crate::meta::FrameMeta;
 use crate::normalize::Normalizer;
@@ -57,6 +58,8 @@ pub(crate) enum PictureRef<'a> {
 pub(crate) struct BackendDriver {
     pub(crate) backend: Box<dyn BackendEncoder>,
     pub(crate) normalizer: Normalizer,
+    /// Decode times (B-frames reorder; without them dts = pts).
+    pub(crate) dts: DtsClock,
     pub(crate) scheduler: KeyframeScheduler,
     pub(crate) in_backend: VecDeque<InBackend>,
     pub(crate) duration_ns: i64,
@@ -105,6 +108,7 @@ impl BackendDriver {
         // backend; record optimistically, corrected by what actually comes out.
         self.scheduler.record(force);
         let submitted = Instant::now();
+        self.dts.submitted(job.meta.pts_ns);
         self.in_backend.push_back(InBackend {
             token: job.meta.token,
             pts_ns: job.meta.pts_ns,
@@ -143,7 +147,13 @@ impl BackendDriver {
         while let Some(au) = self.backend.poll()? {
             let done = Instant::now();
             let name = self.backend.name();
-            let Some(expected) = self.in_backend.pop_front() else {
+            // With B-frames, units come in decode order: find the frame by its token.
+            let position = if self.backend.reorder_depth() > 0 {
+                self.in_backend.iter().position(|f| f.token == au.token)
+            } else {
+                (!self.in_backend.is_empty()).then_some(0)
+            };
+            let Some(expected) = position.and_then(|i| self.in_backend.remove(i)) else {
                 return Err(EncodeError::Contract {
                     backend: name,
                     message: format!(
@@ -186,7 +196,7 @@ impl BackendDriver {
                 data: Bytes::from(unit.data),
                 format: self.format,
                 pts_ns: expected.pts_ns,
-                dts_ns: expected.pts_ns,
+                dts_ns: self.dts.next(),
                 duration_ns: self.duration_ns,
                 keyframe: unit.keyframe,
                 recovery_from: au.recovery_from.filter(|_| !unit.keyframe),

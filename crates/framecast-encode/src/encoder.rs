@@ -3,6 +3,7 @@
 
 use crate::backend::{BackendEncoder, RgbInput};
 use crate::driver::{BackendDriver, Job, JobMeta, Picture, PictureRef, StreamInfo};
+use crate::dts::DtsClock;
 use crate::keyframes::KeyframeScheduler;
 use crate::meta::FrameMeta;
 use crate::normalize::Normalizer;
@@ -92,10 +93,19 @@ impl Encoder {
                 config.height,
                 config.color,
                 config.output,
-            ),
+                backend.reorder_depth(),
+            )
+            .allow_frame_num_gaps_if(backend.frame_num_gaps()),
+            dts: DtsClock::new(backend.reorder_depth(), config.frame_duration_ns()),
             backend,
             scheduler: KeyframeScheduler {
-                interval: config.keyframe_interval,
+                // With intra refresh the backend sweeps intra macroblocks instead; only the
+                // first and forced frames are IDRs.
+                interval: if config.intra_refresh {
+                    0
+                } else {
+                    config.keyframe_interval
+                },
                 since_idr: None,
             },
             in_backend: VecDeque::new(),

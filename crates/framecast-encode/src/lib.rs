@@ -5,12 +5,16 @@
 //! by the [`conformance`] suite:
 //!
 //! * the first packet is an IDR with SPS and PPS in band, and SPS/PPS precede every IDR;
-//! * output order equals input order and `dts == pts` (no B-frames);
-//! * the SPS's VUI says `max_num_reorder_frames = 0` and carries the true colour description;
+//! * output order equals input order and `dts == pts` (no B-frames), unless B-frames were asked
+//!   for ([`EncoderConfig::bframes`]): then decode order, monotonic `dts <= pts`, and the SPS
+//!   declares the reordering;
+//! * the SPS's VUI says `max_num_reorder_frames = 0` (without B-frames) and carries the true
+//!   colour description;
 //! * a forced keyframe lands on exactly that frame, and the cadence equals the interval;
 //! * the codec string matches the SPS bytes, and every packet carries its frame's token.
 //!
-//! Backends: `openh264` (default feature). See [`registry`].
+//! Backends: `openh264` (default feature), `x264` (feature `x264`: links the system libx264,
+//! which makes the binary GPL), `videotoolbox` (macOS). See [`registry`].
 //!
 //! ```no_run
 //! use framecast_encode::{Encoder, EncoderConfig, EncodeMode, BackpressurePolicy};
@@ -28,6 +32,7 @@ mod config;
 pub mod conformance;
 pub mod decode;
 mod driver;
+mod dts;
 mod encoder;
 mod error;
 pub mod file;
@@ -39,6 +44,8 @@ pub mod normalize;
 mod packet;
 mod pipeline;
 pub mod registry;
+#[cfg(feature = "x264")]
+mod short_refs;
 
 pub use config::{
     default_bitrate, BackpressurePolicy, EncodeMode, EncoderConfig, OutputFormat, ProfileHint,

@@ -3,8 +3,9 @@
 //!
 //! * SPS and PPS precede every IDR (re-inserted from the last ones seen when a backend sends
 //!   them out of band or only once).
-//! * The SPS is rewritten: VUI `bitstream_restriction_flag=1`, `max_num_reorder_frames=0`,
-//!   `max_dec_frame_buffering` = the reference count, the configured colour description, and
+//! * The SPS is rewritten: VUI `bitstream_restriction_flag=1`, `max_num_reorder_frames` = the
+//!   backend's reordering depth (0 without B-frames), `max_dec_frame_buffering` = the
+//!   reference count, the configured colour description, and
 //!   frame cropping to the display size.
 //! * The codec string is derived from the SPS actually emitted.
 //! * Output in the configured byte format (Annex B or 4-byte AVCC).
@@ -42,13 +43,15 @@ pub struct Normalizer {
 }
 
 impl Normalizer {
-    /// A normaliser for a stream of `width x height` in colour space `color`.
+    /// A normaliser for a stream of `width x height` in colour space `color`, whose decoders
+    /// hold back `reorder` frames (the backend's [`crate::backend::BackendEncoder::reorder_depth`]).
     pub fn new(
         backend: &'static str,
         width: u32,
         height: u32,
         color: ColorSpace,
         output: OutputFormat,
+        reorder: u32,
     ) -> Self {
         Normalizer {
             backend,
@@ -59,12 +62,23 @@ impl Normalizer {
                 transfer_characteristics: color.transfer_code(),
                 matrix_coefficients: color.matrix_code(),
                 max_dec_frame_buffering: None,
+                max_num_reorder_frames: reorder,
+                gaps_in_frame_num_allowed: None,
             },
             output,
             sps: None,
             pps: None,
             codec: None,
         }
+    }
+
+    /// Write `gaps_in_frame_num_value_allowed_flag = 1` into every SPS when `allow` (see
+    /// [`crate::backend::BackendEncoder::frame_num_gaps`]).
+    pub fn allow_frame_num_gaps_if(mut self, allow: bool) -> Self {
+        if allow {
+            self.rewrite.gaps_in_frame_num_allowed = Some(true);
+        }
+        self
     }
 
     /// The codec string, once the first SPS has been seen.

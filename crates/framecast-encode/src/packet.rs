@@ -24,7 +24,8 @@ pub struct EncodedPacket {
     pub format: OutputFormat,
     /// Presentation time in nanoseconds, as submitted.
     pub pts_ns: i64,
-    /// Decode time in nanoseconds; always equal to `pts_ns` (no B-frames, no reordering).
+    /// Decode time in nanoseconds: equal to `pts_ns` without B-frames; with them, packets come
+    /// in decode order and `dts_ns` is monotonic and never later than `pts_ns`.
     pub dts_ns: i64,
     /// Nominal duration (one frame at the configured rate).
     pub duration_ns: i64,

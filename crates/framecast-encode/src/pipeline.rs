@@ -98,7 +98,7 @@ pub(crate) fn worker_loop(mut core: Box<BackendDriver>, pipe: &Pipe) {
             if s.flush_requested && s.busy == 0 && !s.flushed {
                 break Some(Work::Finish);
             }
-            if !core.in_backend.is_empty() {
+            if core.in_backend.len() > core.backend.held_frames() {
                 // An asynchronous backend still owes access units: look again shortly.
                 let (guard, _) = pipe
                     .changed
@@ -122,7 +122,12 @@ pub(crate) fn worker_loop(mut core: Box<BackendDriver>, pipe: &Pipe) {
         };
         let mut s = pipe.lock();
         s.events.extend(out.drain(..));
-        s.in_backend = core.in_backend.len();
+        // Frames the backend holds by design (lookahead, B-frames) come out only as more go
+        // in: counting them against the in-flight limit would wait for ever.
+        s.in_backend = core
+            .in_backend
+            .len()
+            .saturating_sub(core.backend.held_frames());
         match job {
             Work::Encode(job) => {
                 s.busy -= 1;

@@ -8,6 +8,8 @@ pub fn backends() -> &'static [BackendDescriptor] {
     &[
         #[cfg(feature = "openh264")]
         crate::backends::openh264::DESCRIPTOR,
+        #[cfg(feature = "x264")]
+        crate::backends::x264::DESCRIPTOR,
         #[cfg(all(feature = "videotoolbox", target_os = "macos"))]
         crate::backends::videotoolbox::DESCRIPTOR,
     ]
@@ -75,7 +77,12 @@ pub fn probe_all() -> Vec<BackendStatus> {
                 "macOS only"
             },
         ),
-        ("x264", "x264, software", false, "not implemented yet"),
+        (
+            "x264",
+            "x264 (system libx264), software; GPL",
+            false,
+            "not compiled in: rebuild with `--features x264` (needs libx264-dev; the binary is then GPL)",
+        ),
         (
             "nvenc",
             "NVIDIA NVENC, hardware",

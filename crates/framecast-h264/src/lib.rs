@@ -31,6 +31,8 @@
 //!     transfer_characteristics: 1,
 //!     matrix_coefficients: 1,
 //!     max_dec_frame_buffering: None,
+//!     max_num_reorder_frames: 0,
+//!     gaps_in_frame_num_allowed: None,
 //! })?;
 //! let info = sps::parse_sps(&rewritten)?;
 //! let restriction = info.vui.unwrap().bitstream_restriction.unwrap();

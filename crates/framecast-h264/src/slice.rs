@@ -52,6 +52,10 @@ pub struct PictureRefs {
     /// `long_term_pic_num`s the list-0 modification moves to the front, in order. A P slice
     /// whose active list holds only these predicts from long-term references alone.
     pub long_term_refs: Vec<u32>,
+    /// `frame_num`s of the short-term pictures the list-0 modification moves to the front, in
+    /// order (its leading run of short-term entries; 8.2.4.3.1). The rest of the active list is
+    /// the default order: the remaining short-term references, newest `frame_num` first.
+    pub short_term_refs: Vec<u16>,
     /// Pictures this one marks as long-term (IDR with `long_term_reference_flag`, MMCO 3, 6).
     pub long_term_marks: Vec<LongTermMark>,
     /// MMCO 5 or an IDR: every earlier reference is gone.
@@ -164,6 +168,35 @@ impl RefReader {
             _ => Vec::new(),
         };
         let frame_num = slice.frame_num;
+        let short_term_refs = match &slice.ref_pic_list_modification {
+            Some(
+                RefPicListModifications::P {
+                    ref_pic_list_modification_l0,
+                }
+                | RefPicListModifications::B {
+                    ref_pic_list_modification_l0,
+                    ..
+                },
+            ) => {
+                // picNumLXPred starts at CurrPicNum (= frame_num for frames) and follows each
+                // entry; for frames a short-term picture's frame_num is its picNumLXNoWrap.
+                let max = i64::from(max_frame_num);
+                let mut pred = i64::from(frame_num);
+                ref_pic_list_modification_l0
+                    .iter()
+                    .map_while(|m| {
+                        let step = match m {
+                            ModificationOfPicNums::Subtract(n) => -(i64::from(*n) + 1),
+                            ModificationOfPicNums::Add(n) => i64::from(*n) + 1,
+                            _ => return None,
+                        };
+                        pred = (pred + step).rem_euclid(max);
+                        Some(pred as u16)
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         let wrap = |back: u32| {
             ((frame_num as u32 + max_frame_num - back % max_frame_num) % max_frame_num) as u16
         };
@@ -212,6 +245,7 @@ impl RefReader {
             intra,
             num_ref_idx_l0_active,
             long_term_refs,
+            short_term_refs,
             long_term_marks,
             clears_references,
         })

@@ -112,6 +112,9 @@ pub struct SpsInfo {
     pub bit_depth_chroma: u8,
     /// max_num_ref_frames.
     pub max_num_ref_frames: u32,
+    /// gaps_in_frame_num_value_allowed_flag: a decoder meeting a frame_num gap infers the
+    /// missing frames (8.2.5.2) rather than reporting loss.
+    pub gaps_in_frame_num_allowed: bool,
     /// frame_mbs_only_flag (false: the stream may contain field pictures or MBAFF).
     pub frame_mbs_only: bool,
     /// pic_order_cnt_type (0, 1 or 2).
@@ -293,6 +296,7 @@ fn info_from(sps: &SeqParameterSet) -> Result<SpsInfo, H264Error> {
         bit_depth_luma: sps.chroma_info.bit_depth_luma_minus8 + 8,
         bit_depth_chroma: sps.chroma_info.bit_depth_chroma_minus8 + 8,
         max_num_ref_frames: sps.max_num_ref_frames,
+        gaps_in_frame_num_allowed: sps.gaps_in_frame_num_value_allowed_flag,
         frame_mbs_only,
         pic_order_cnt_type: pic_order_cnt_type(sps),
         width,
@@ -340,9 +344,17 @@ pub struct SpsRewrite {
     pub transfer_characteristics: u8,
     /// matrix_coefficients (H.273 code).
     pub matrix_coefficients: u8,
-    /// max_dec_frame_buffering to write; `None` = max_num_ref_frames. max_num_reorder_frames is
-    /// always written as 0 and bitstream_restriction_flag as 1.
+    /// max_dec_frame_buffering to write; `None` = max_num_ref_frames (or
+    /// `max_num_reorder_frames`, if larger). bitstream_restriction_flag is always written as 1.
     pub max_dec_frame_buffering: Option<u32>,
+    /// max_num_reorder_frames to write: 0 for a stream without B-frames, which lets a decoder
+    /// output every frame as soon as it is decoded; the encoder's real reordering depth
+    /// otherwise.
+    pub max_num_reorder_frames: u32,
+    /// gaps_in_frame_num_value_allowed_flag to write; `None` keeps the encoder's. An encoder
+    /// that recovers decoders by skipping the frames they missed sets it, so a decoder that
+    /// never got those frames treats their frame_num gap as intended (8.2.5.2), not as loss.
+    pub gaps_in_frame_num_allowed: Option<bool>,
 }
 
 /// Default log2_max_mv_length_{horizontal,vertical} when the source had no bitstream
@@ -356,8 +368,9 @@ pub const DEFAULT_LOG2_MAX_MV_LENGTH: u32 = 15;
 ///
 /// - video_signal_type: video_format as before (5 = unspecified when there was none), the
 ///   requested video_full_range_flag and colour description;
-/// - bitstream_restriction_flag = 1, max_num_reorder_frames = 0 and max_dec_frame_buffering as
-///   requested (never less than max_num_ref_frames, which E.2.1 forbids: that is an error);
+/// - bitstream_restriction_flag = 1, max_num_reorder_frames and max_dec_frame_buffering as
+///   requested (never less than max_num_ref_frames or max_num_reorder_frames, which E.2.1
+///   forbids: that is an error);
 /// - cropping as requested.
 ///
 /// Every other field is preserved exactly (profile, constraint flags, level, id, chroma info and
@@ -389,8 +402,8 @@ pub fn rewrite_sps(nal: &[u8], rewrite: &SpsRewrite) -> Result<Vec<u8>, H264Erro
 
     let max_dec_frame_buffering = rewrite
         .max_dec_frame_buffering
-        .unwrap_or(sps.max_num_ref_frames);
-    if max_dec_frame_buffering < sps.max_num_ref_frames {
+        .unwrap_or(sps.max_num_ref_frames.max(rewrite.max_num_reorder_frames));
+    if max_dec_frame_buffering < sps.max_num_ref_frames.max(rewrite.max_num_reorder_frames) {
         return Err(H264Error::DecFrameBufferingTooSmall {
             requested: max_dec_frame_buffering,
             max_num_ref_frames: sps.max_num_ref_frames,
@@ -445,7 +458,10 @@ pub fn rewrite_sps(nal: &[u8], rewrite: &SpsRewrite) -> Result<Vec<u8>, H264Erro
             max_num_reorder_frames: 0,
             max_dec_frame_buffering: 0,
         });
-    restriction.max_num_reorder_frames = 0;
+    restriction.max_num_reorder_frames = rewrite.max_num_reorder_frames;
+    if let Some(gaps) = rewrite.gaps_in_frame_num_allowed {
+        sps.gaps_in_frame_num_value_allowed_flag = gaps;
+    }
     restriction.max_dec_frame_buffering = max_dec_frame_buffering;
 
     let rbsp = write_sps_rbsp(&sps)?;

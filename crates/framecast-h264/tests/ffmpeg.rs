@@ -141,6 +141,8 @@ fn ffmpeg_reads_and_decodes_rewritten_sps() {
             transfer_characteristics: 13,
             matrix_coefficients: 6,
             max_dec_frame_buffering: None,
+            max_num_reorder_frames: 0,
+            gaps_in_frame_num_allowed: None,
         };
         let sps = rewrite_sps(&f.sps(), &rw).unwrap();
         let stream = splice_sps(f.stream, &sps);

@@ -24,6 +24,8 @@ fn bt709() -> SpsRewrite {
         transfer_characteristics: 1,
         matrix_coefficients: 1,
         max_dec_frame_buffering: None,
+        max_num_reorder_frames: 0,
+        gaps_in_frame_num_allowed: None,
     }
 }
 
@@ -248,6 +250,8 @@ fn rewrite_fixtures_preserves_everything_else() {
                 transfer_characteristics: 16,
                 matrix_coefficients: 9,
                 max_dec_frame_buffering: Some(info.max_num_ref_frames),
+                max_num_reorder_frames: 0,
+                gaps_in_frame_num_allowed: None,
             },
         );
         check_rewrite(
@@ -339,6 +343,8 @@ fn rewrite_errors() {
         &sps,
         &SpsRewrite {
             max_dec_frame_buffering: Some(2),
+            max_num_reorder_frames: 0,
+            gaps_in_frame_num_allowed: None,
             ..bt709()
         },
     )
@@ -355,6 +361,8 @@ fn rewrite_errors() {
         &sps,
         &SpsRewrite {
             max_dec_frame_buffering: Some(5),
+            max_num_reorder_frames: 0,
+            gaps_in_frame_num_allowed: None,
             ..bt709()
         }
     )
@@ -363,6 +371,8 @@ fn rewrite_errors() {
         &sps,
         &SpsRewrite {
             max_dec_frame_buffering: Some(6),
+            max_num_reorder_frames: 0,
+            gaps_in_frame_num_allowed: None,
             ..bt709()
         },
     )
@@ -557,6 +567,8 @@ fn synthetic_sps_round_trip_through_rewrite() {
                 transfer_characteristics: 0,
                 matrix_coefficients: 0,
                 max_dec_frame_buffering: Some(5),
+                max_num_reorder_frames: 0,
+                gaps_in_frame_num_allowed: None,
             },
         ] {
             check_rewrite(name, &nal, &rw);
@@ -613,6 +625,8 @@ fn rewrite_strategy() -> impl Strategy<Value = (usize, SpsRewrite)> {
                     transfer_characteristics: t,
                     matrix_coefficients: m,
                     max_dec_frame_buffering: dpb,
+                    max_num_reorder_frames: 0,
+                    gaps_in_frame_num_allowed: None,
                 },
             )
         })

@@ -23,6 +23,8 @@ pub const DESCRIPTOR: BackendDescriptor = BackendDescriptor {
     description: "Cisco OpenH264, software, built from source (default)",
     hardware: false,
     recovery: true,
+    bframes: false,
+    intra_refresh: false,
     probe,
     create,
 };
@@ -60,6 +62,7 @@ fn threads_for(requested: u32) -> u16 {
 }
 
 fn create(config: &EncoderConfig) -> Result<Box<dyn BackendEncoder>, EncodeError> {
+    config.refuse_x264_only_options(NAME)?;
     let err = |e: openh264::Error| EncodeError::Backend {
         backend: NAME,
         message: e.to_string(),

@@ -86,6 +86,8 @@ pub const DESCRIPTOR: BackendDescriptor = BackendDescriptor {
     description: "Apple VideoToolbox, hardware H.264 (macOS)",
     hardware: true,
     recovery: false,
+    bframes: false,
+    intra_refresh: false,
     probe,
     create,
 };
@@ -581,6 +583,7 @@ pub(crate) struct VideoToolboxBackend {
 unsafe impl Send for VideoToolboxBackend {}
 
 fn create(config: &EncoderConfig) -> Result<Box<dyn BackendEncoder>, EncodeError> {
+    config.refuse_x264_only_options(NAME)?;
     Ok(Box::new(VideoToolboxBackend::new(config)?))
 }
 

@@ -1129,7 +1129,14 @@ mod tests {
         let mut s = sample(&[idr], true, 4);
         s.parameter_sets = vec![sps.to_vec(), PPS.to_vec()];
         let au = access_unit(3, s).unwrap();
-        let mut n = Normalizer::new(NAME, 1280, 720, ColorSpace::default(), OutputFormat::AnnexB);
+        let mut n = Normalizer::new(
+            NAME,
+            1280,
+            720,
+            ColorSpace::default(),
+            OutputFormat::AnnexB,
+            0,
+        );
         let out = match n.process(&au) {
             Ok(out) => out,
             // The fixture SPS must parse; if framecast-h264 rejects it, say so clearly.

@@ -103,6 +103,10 @@ impl VideoDecoder for LibavDecoder {
         true
     }
 
+    fn infers_missing_frames(&self) -> bool {
+        true
+    }
+
     fn send(&mut self, annexb: &[u8], pts: Option<i64>) -> Result<Vec<Picture>, EncodeError> {
         let has_picture = framecast_h264::nal::annexb_nals(annexb)
             .any(|nal| framecast_h264::nal::nal_type(nal).is_some_and(|t| t.is_vcl()));

@@ -77,6 +77,11 @@ impl VideoDecoder for H264Decoder {
         false
     }
 
+    fn infers_missing_frames(&self) -> bool {
+        // OpenH264's decoder only stops treating the gap as loss; it keeps the old references.
+        false
+    }
+
     fn send(&mut self, annexb: &[u8], _pts: Option<i64>) -> Result<Vec<Picture>, EncodeError> {
         Ok(self
             .decode(annexb)?

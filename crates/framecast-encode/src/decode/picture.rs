@@ -20,6 +20,11 @@ pub trait VideoDecoder: Send {
     /// Whether the decoder handles B-frames: outputs in presentation order, each picture with
     /// the PTS of its own packet.
     fn reorders(&self) -> bool;
+    /// Whether the decoder runs H.264's process for gaps in frame_num (8.2.5.2) when the SPS
+    /// allows gaps: the frames it never got are inferred and slide older references out of
+    /// its window, as in the encoder's. Without it, older references linger and a later frame
+    /// can repeat their frame_num.
+    fn infers_missing_frames(&self) -> bool;
     /// Feed one access unit (Annex B) with its PTS; returns the pictures now ready.
     fn send(&mut self, annexb: &[u8], pts: Option<i64>) -> Result<Vec<Picture>, EncodeError>;
     /// End of stream: every picture still held, in order. The decoder then accepts a new
