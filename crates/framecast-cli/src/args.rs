@@ -265,3 +265,43 @@ impl SourceArgs {
         })
     }
 }
+
+/// Encoder tuning shared by `encode`, `serve` and `demo`: the x264 backend's options (other
+/// backends refuse them with a message naming x264).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TuningArgs {
+    /// x264 speed preset: ultrafast (the default, for live), superfast, veryfast, faster, fast,
+    /// medium, slow, slower, veryslow, placebo. Slower presets spend more CPU per frame for
+    /// fewer bits at the same quality.
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
+    /// Periodic intra refresh instead of periodic IDRs (x264): a column of intra blocks sweeps
+    /// the picture once per keyframe interval, so no frame is a keyframe-sized spike; a viewer
+    /// that joins still gets an IDR.
+    #[arg(long)]
+    pub intra_refresh: bool,
+}
+
+impl TuningArgs {
+    /// Put the options into `config`.
+    pub fn apply(&self, config: &mut framecast_encode::EncoderConfig) {
+        config.preset = self.preset.clone();
+        config.intra_refresh = self.intra_refresh;
+    }
+
+    /// Refuse options `backend` cannot honour before anything starts, by opening a small
+    /// encoder with them (a live server would otherwise fail only when the first viewer
+    /// comes).
+    pub fn check(&self, backend: &str) -> Result<(), crate::Failure> {
+        use crate::{exit, WithCode};
+        if self.preset.is_none() && !self.intra_refresh {
+            return Ok(());
+        }
+        let mut config = framecast_encode::EncoderConfig::new(64, 64);
+        config.backend = backend.to_owned();
+        self.apply(&mut config);
+        framecast_encode::Encoder::new(config)
+            .map(drop)
+            .code(exit::USAGE)
+    }
+}

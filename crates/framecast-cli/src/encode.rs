@@ -48,9 +48,17 @@ pub struct EncodeArgs {
     /// Sample range used for RGB→YUV and written to the stream.
     #[arg(long, value_enum, default_value = "limited")]
     range: RangeArg,
-    /// H.264 profile.
+    /// H.264 profile: the most the encoder may use (x264's ultrafast preset has no High tools,
+    /// so it writes Main; the summary line shows the codec string actually written).
     #[arg(long, value_enum, default_value = "baseline")]
     profile: ProfileArg,
+    /// B-frames between reference frames (x264; needs --profile main or high). Better
+    /// compression for files where latency does not matter: packets then carry dts < pts and
+    /// the .mp4 a ctts box.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    bframes: u32,
+    #[command(flatten)]
+    tuning: crate::args::TuningArgs,
     /// Encode on a worker thread with up to N frames in flight (reading, conversion and encoding overlap).
     #[arg(long, value_name = "N")]
     pipelined: Option<usize>,
@@ -337,6 +345,8 @@ pub fn run(a: EncodeArgs) -> Result<(), Failure> {
         ProfileArg::Main => ProfileHint::Main,
         ProfileArg::High => ProfileHint::High,
     };
+    config.bframes = a.bframes;
+    a.tuning.apply(&mut config);
     if let Some(n) = a.pipelined {
         config.mode = EncodeMode::Pipelined {
             max_in_flight: n.max(1),
@@ -380,8 +390,8 @@ pub fn demo(a: DemoArgs) -> Result<(), Failure> {
     })?;
     print_summary(&summary, &config, &a.output);
     println!(
-        "Wrote {}. Play it with `ffplay {}` or open it in a browser. (The live browser demo at \
-         http://127.0.0.1:8765 arrives with the streaming server.)",
+        "Wrote {}. Play it with `ffplay {}` or open it in a browser; `framecast demo` without \
+         -o serves the live demo at http://127.0.0.1:8765.",
         display_path(&a.output).display(),
         a.output.display()
     );

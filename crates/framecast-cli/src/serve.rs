@@ -62,6 +62,8 @@ pub struct LiveArgs {
     /// viewer on a much slower link gets a lower encoder tier of its own).
     #[arg(long)]
     no_adaptive: bool,
+    #[command(flatten)]
+    tuning: crate::args::TuningArgs,
     /// Convert frames to NV12 on the GPU (wgpu) and read back only NV12, without blocking the
     /// frame loop; `demo` adds a `gpu` scene rendered there by a WGSL shader. Needs a build
     /// with `--features gpu` and an adapter; without either, says so once and uses the CPU.
@@ -139,6 +141,9 @@ fn configs(
         .then(|| Duration::from_secs_f64(a.stats_interval));
     stream.still_after = a.still_after.map(Duration::from_secs_f64);
     stream.adaptive = !a.no_adaptive;
+    a.tuning.check(&stream.backend)?;
+    stream.encoder_preset = a.tuning.preset.clone();
+    stream.intra_refresh = a.tuning.intra_refresh;
     let server = ServerConfig {
         listen: a.listen,
         allowed_origins: a.allow_origin.clone(),

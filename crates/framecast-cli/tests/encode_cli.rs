@@ -1476,3 +1476,127 @@ fn demo_to_an_unwritable_path_fails_cleanly() {
     run.fails_with(4, &["missing", "X.mp4"]);
     assert_only(d, &[]);
 }
+
+/// `--backend x264 --bframes 2 --profile high --preset veryfast` into an `.mp4`: ffprobe sees B-frames
+/// (`has_b_frames` > 0, B pictures, packets whose pts is after their dts), the edit list starts
+/// the presentation at 0, and ffmpeg's decode of every frame matches the input frame of the
+/// same index (testsrc draws a counter, so a frame out of order would not).
+#[cfg(feature = "x264")]
+#[test]
+fn x264_bframes_mp4_has_ctts_and_decodes_in_order() {
+    let dir = tempdir();
+    let d = dir.path();
+    let input = gen_input(d, "in.y4m", "320x240", 30, &["-pix_fmt", "yuv420p"]);
+    let out = d.join("b.mp4");
+    let line = run_in(
+        d,
+        &[
+            "encode",
+            s(&input),
+            "-o",
+            s(&out),
+            "--backend",
+            "x264",
+            "--bframes",
+            "2",
+            "--profile",
+            "high",
+            // ultrafast turns off the High tools (8x8 transform, CABAC) and so writes Main.
+            "--preset",
+            "veryfast",
+        ],
+    )
+    .ok()
+    .last_line()
+    .to_string();
+    assert!(line.contains("x264"), "{line}");
+    let (stream, _) = probe(&out);
+    assert_eq!(frame_count(&stream), 30);
+    assert!(num(&stream["has_b_frames"]) > 0.0, "{stream:#}");
+    assert_eq!(stream["profile"], "High", "{stream:#}");
+    assert!(
+        frame_types(&out).iter().any(|(_, t)| t == "B"),
+        "no B pictures"
+    );
+    let packets = ffprobe_json(&out, &["-show_packets", "-show_entries", "packet=pts,dts"]);
+    let packets = packets["packets"].as_array().expect("packets");
+    assert!(
+        packets.iter().any(|p| num(&p["pts"]) > num(&p["dts"])),
+        "no packet is reordered"
+    );
+    let frames = ffprobe_json(&out, &["-show_frames", "-show_entries", "frame=pts"]);
+    let pts: Vec<f64> = frames["frames"]
+        .as_array()
+        .expect("frames")
+        .iter()
+        .map(|f| num(&f["pts"]))
+        .collect();
+    assert_eq!(pts.len(), 30);
+    assert!(pts.windows(2).all(|w| w[0] < w[1]), "{pts:?}");
+    // Per-frame PSNR of the decode against the input, frame i against frame i.
+    let stats = d.join("psnr.log");
+    let filter = format!("psnr=stats_file={}", s(&stats));
+    let run = tool(
+        "ffmpeg",
+        &[
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            s(&out),
+            "-i",
+            s(&input),
+            "-lavfi",
+            &filter,
+            "-f",
+            "null",
+            "-",
+        ],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let log = std::fs::read_to_string(&stats).unwrap();
+    let per_frame: Vec<f64> = log
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|f| f.strip_prefix("psnr_avg:"))
+        })
+        .map(|v| v.parse().unwrap_or(f64::INFINITY))
+        .collect();
+    assert_eq!(per_frame.len(), 30, "{log}");
+    assert!(
+        per_frame.iter().all(|&p| p > 30.0),
+        "a frame decodes far from its input (out of order?): {per_frame:?}"
+    );
+}
+
+/// A backend without presets or B-frames refuses them, naming x264.
+#[test]
+fn x264_only_options_are_refused_by_other_backends_with_a_pointer() {
+    let dir = tempdir();
+    let d = dir.path();
+    let out = d.join("x.mp4");
+    for extra in [
+        &["--bframes", "2", "--profile", "high"][..],
+        &["--preset", "slow"][..],
+        &["--intra-refresh"][..],
+    ] {
+        let mut all = vec![
+            "encode",
+            "--pattern",
+            "testcard",
+            "--frames",
+            "3",
+            "-o",
+            s(&out),
+            "--backend",
+            "openh264",
+        ];
+        all.extend_from_slice(extra);
+        run_in(d, &all).fails_with(2, &["openh264", "x264"]);
+    }
+}

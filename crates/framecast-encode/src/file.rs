@@ -70,7 +70,7 @@ pub enum PacketWriter {
     Mp4 {
         /// The writer.
         writer: Mp4Writer,
-        /// pts of the first packet, so the track starts at 0.
+        /// dts of the first packet, so the track starts at 0.
         first_pts: Option<i64>,
         /// avcC already set.
         have_avcc: bool,
@@ -129,13 +129,21 @@ impl PacketWriter {
                     writer.set_avcc(avcc().ok_or(WriteError::NoAvcc)?)?;
                     *have_avcc = true;
                 }
-                let first = *first_pts.get_or_insert(p.pts_ns);
+                // The track's time 0 is the first decode time (the first packet's dts: with
+                // B-frames it is before its pts, and the MP4's edit list skips the gap).
+                let first = *first_pts.get_or_insert(p.dts_ns);
                 // Round to the nearest tick: 33_333_333 ns at 30 fps is 3000 ticks, not 2999.
                 let ticks = |ns: i64| {
                     ((ns as i128 * TIMESCALE as i128 + 500_000_000) / 1_000_000_000) as u64
                 };
                 let duration = ticks(p.duration_ns).max(1) as u32;
-                writer.write_sample(&p.data, ticks(p.pts_ns - first), duration, p.keyframe)?;
+                writer.write_sample_at(
+                    &p.data,
+                    ticks(p.dts_ns - first),
+                    ticks(p.pts_ns - first),
+                    duration,
+                    p.keyframe,
+                )?;
             }
         }
         Ok(())

@@ -49,16 +49,21 @@ pub struct Mp4Summary {
 #[derive(Debug)]
 struct Sample {
     size: u32,
-    pts: u64,
+    /// Decode time, ticks.
+    dts: u64,
+    /// Composition offset: pts - dts (0 without B-frames).
+    cts: u32,
     keyframe: bool,
 }
 
 /// Writes H.264 samples (AVCC: 4-byte length-prefixed NAL units) into a fast-start `.mp4`.
 ///
-/// Sample timing: the decode-time delta of each sample is the difference between its `pts` and
-/// the next sample's, and the last sample lasts its `duration_ticks`; so pts must strictly
-/// increase (there are no B-frames, hence no `ctts`). The track starts at time 0 whatever the
-/// first pts is.
+/// Sample timing: the decode-time delta of each sample is the difference between its decode
+/// time and the next sample's, and the last sample lasts its `duration_ticks`; so decode times
+/// must strictly increase. Without B-frames decode time is presentation time
+/// ([`Self::write_sample`]); with them ([`Self::write_sample_at`]) each sample's pts - dts goes
+/// into a `ctts` box and an edit list starts the presentation at the first picture shown. The
+/// track starts at time 0 whatever the first time is.
 #[derive(Debug)]
 pub struct Mp4Writer {
     path: PathBuf,
@@ -128,10 +133,24 @@ impl Mp4Writer {
     }
 
     /// Appends one access unit. `data_avcc` is one or more NAL units, each preceded by its
-    /// length as a 4-byte big-endian integer (not Annex B start codes).
+    /// length as a 4-byte big-endian integer (not Annex B start codes). Its decode time is its
+    /// presentation time (a stream without B-frames).
     pub fn write_sample(
         &mut self,
         data_avcc: &[u8],
+        pts_ticks: u64,
+        duration_ticks: u32,
+        keyframe: bool,
+    ) -> Result<(), IoError> {
+        self.write_sample_at(data_avcc, pts_ticks, pts_ticks, duration_ticks, keyframe)
+    }
+
+    /// Appends one access unit of a stream with B-frames, in decode order: `dts_ticks` strictly
+    /// increasing, `pts_ticks` no earlier than it.
+    pub fn write_sample_at(
+        &mut self,
+        data_avcc: &[u8],
+        dts_ticks: u64,
         pts_ticks: u64,
         duration_ticks: u32,
         keyframe: bool,
@@ -148,19 +167,27 @@ impl Mp4Writer {
         })?;
         let size = u32::try_from(data_avcc.len())
             .map_err(|_| bad(format!("sample {index} is larger than 4 GiB")))?;
+        let cts = pts_ticks
+            .checked_sub(dts_ticks)
+            .and_then(|c| u32::try_from(c).ok())
+            .ok_or_else(|| {
+                bad(format!(
+                    "sample {index} has pts {pts_ticks} before its dts {dts_ticks} (or too far after)"
+                ))
+            })?;
         if let Some(prev) = self.samples.last() {
-            if pts_ticks <= prev.pts {
+            if dts_ticks <= prev.dts {
                 return Err(bad(format!(
-                    "sample {index} has pts {pts_ticks}, not after the previous sample's {}: \
-                     pts must strictly increase",
-                    prev.pts
+                    "sample {index} has decode time {dts_ticks}, not after the previous sample's {}: \
+                     decode times must strictly increase",
+                    prev.dts
                 )));
             }
-            if pts_ticks - prev.pts > u32::MAX as u64 {
+            if dts_ticks - prev.dts > u32::MAX as u64 {
                 return Err(bad(format!(
                     "sample {index} comes {} ticks after the previous one, more than an MP4 \
                      sample delta can hold",
-                    pts_ticks - prev.pts
+                    dts_ticks - prev.dts
                 )));
             }
         }
@@ -173,7 +200,8 @@ impl Mp4Writer {
             })?;
         self.samples.push(Sample {
             size,
-            pts: pts_ticks,
+            dts: dts_ticks,
+            cts,
             keyframe,
         });
         self.last_duration = duration_ticks;
@@ -279,7 +307,7 @@ impl Mp4Writer {
         let mut d: Vec<u32> = self
             .samples
             .windows(2)
-            .map(|w| (w[1].pts - w[0].pts) as u32)
+            .map(|w| (w[1].dts - w[0].dts) as u32)
             .collect();
         d.push(self.last_duration);
         d
@@ -325,6 +353,26 @@ impl Mp4Writer {
         b.extend_from_slice(&(c.height << 16).to_be_bytes());
         end(&mut b, p);
 
+        // With B-frames the first picture shown is composed after the first decode time: an
+        // edit list starts the presentation there (as FFmpeg writes it), so pts 0 is shown at 0.
+        let first_shown = self.samples.iter().map(|s| s.dts + s.cts as u64).min();
+        if let Some(start) = first_shown.filter(|&t| t > 0) {
+            let edts = begin(&mut b, b"edts");
+            let wide = start > u32::MAX as u64 || v1;
+            let p = full(&mut b, b"elst", wide as u8, 0);
+            b.extend_from_slice(&1u32.to_be_bytes());
+            if wide {
+                b.extend_from_slice(&duration.to_be_bytes());
+                b.extend_from_slice(&start.to_be_bytes());
+            } else {
+                b.extend_from_slice(&(duration as u32).to_be_bytes());
+                b.extend_from_slice(&(start as u32).to_be_bytes());
+            }
+            b.extend_from_slice(&0x0001_0000u32.to_be_bytes()); // media_rate 1.0
+            end(&mut b, p);
+            end(&mut b, edts);
+        }
+
         let mdia = begin(&mut b, b"mdia");
         let p = full(&mut b, b"mdhd", v1 as u8, 0);
         times(&mut b, v1, c.timescale, duration);
@@ -368,6 +416,27 @@ impl Mp4Writer {
         }
         b[count_at..count_at + 4].copy_from_slice(&entries.to_be_bytes());
         end(&mut b, p);
+
+        if self.samples.iter().any(|s| s.cts != 0) {
+            let p = full(&mut b, b"ctts", 0, 0);
+            let count_at = b.len();
+            b.extend_from_slice(&[0; 4]);
+            let mut entries = 0u32;
+            let mut i = 0;
+            while i < self.samples.len() {
+                let cts = self.samples[i].cts;
+                let run = self.samples[i..]
+                    .iter()
+                    .take_while(|s| s.cts == cts)
+                    .count();
+                b.extend_from_slice(&(run as u32).to_be_bytes());
+                b.extend_from_slice(&cts.to_be_bytes());
+                entries += 1;
+                i += run;
+            }
+            b[count_at..count_at + 4].copy_from_slice(&entries.to_be_bytes());
+            end(&mut b, p);
+        }
 
         let p = full(&mut b, b"stss", 0, 0);
         let keys: Vec<u32> = (1..)

@@ -99,6 +99,13 @@ pub struct StreamConfig {
     /// resets still get one). `false`: everyone gets `bitrate` and `fps`, with an IDR every
     /// second (pdum.rfb's default, `adaptive=False`).
     pub adaptive: bool,
+    /// Encoder speed preset (x264: `ultrafast` … `placebo`); `None` = the backend's default
+    /// (x264: `ultrafast`, the live choice). Backends without presets refuse one.
+    pub encoder_preset: Option<String>,
+    /// Periodic intra refresh instead of IDRs (x264 only): no keyframe-sized bitrate spikes;
+    /// viewers that join or reset still get an IDR. Recovery P-frames are off with it (x264
+    /// cannot invalidate references while refreshing): a viewer that misses a frame gets an IDR.
+    pub intra_refresh: bool,
 }
 
 impl StreamConfig {
@@ -124,6 +131,8 @@ impl StreamConfig {
             pixel_ratio: None,
             color: None,
             adaptive: true,
+            encoder_preset: None,
+            intra_refresh: false,
         }
     }
 
@@ -140,6 +149,8 @@ impl StreamConfig {
             // that miss frames a recovery P-frame. So none at all.
             keyframe_interval_s: if self.adaptive { 0.0 } else { 1.0 },
             jpeg_quality: self.jpeg_quality,
+            preset: self.encoder_preset.clone(),
+            intra_refresh: self.intra_refresh,
         }
     }
 
@@ -158,7 +169,7 @@ impl StreamConfig {
             pixel_ratio: self.pixel_ratio,
             color: self.color.clone().map(Arc::new),
             adaptive: self.adaptive.then(crate::session::AdaptiveConfig::default),
-            recovery: backend_recovers(&self.backend),
+            recovery: backend_recovers(&self.backend) && !self.intra_refresh,
             ..SessionConfig::default()
         }
     }

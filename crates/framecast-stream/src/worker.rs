@@ -140,6 +140,8 @@ fn encode_video(slot: &mut Option<Encoder>, w: &WorkerJob) -> Result<EncodedFram
         config.keyframe_interval = (s.fps * s.keyframe_interval_s).round() as u32;
         // Viewers that miss frames come back with a recovery P-frame where the backend can.
         config.recovery = true;
+        config.preset = s.preset.clone();
+        config.intra_refresh = s.intra_refresh;
         *slot = None;
         *slot = Some(Encoder::new(config).map_err(|e| EncodeFailure::Create {
             backend: s.backend.clone(),

@@ -126,6 +126,11 @@ pub struct EncoderSettings {
     pub keyframe_interval_s: f64,
     /// JPEG quality 1-100.
     pub jpeg_quality: u8,
+    /// Encoder speed preset (x264: `ultrafast` … `placebo`); `None` = the backend's default.
+    pub preset: Option<String>,
+    /// Periodic intra refresh instead of IDRs (x264): no keyframe-sized spikes; joins and
+    /// resets still get an IDR.
+    pub intra_refresh: bool,
 }
 
 /// Policy knobs of a stream's sessions.
@@ -195,6 +200,8 @@ impl Default for SessionConfig {
                 fps: 30.0,
                 keyframe_interval_s: 1.0,
                 jpeg_quality: 80,
+                preset: None,
+                intra_refresh: false,
             }),
             resize: ResizePolicy::Publisher,
             max_events_per_second: 1000,
