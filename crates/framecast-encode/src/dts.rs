@@ -45,7 +45,11 @@ impl DtsClock {
         let d = u64::from(self.depth);
         if k < d {
             let first = self.first_pts.unwrap_or(0);
-            return first - (d - k) as i64 * self.duration_ns;
+            let step = match (self.submitted.front(), self.submitted.get(1)) {
+                (Some(a), Some(b)) if b > a => b - a,
+                _ => self.duration_ns,
+            };
+            return first - (d - k) as i64 * step;
         }
         // Every output was submitted first, so there is a front once k >= d.
         self.submitted.pop_front().unwrap_or(0)
@@ -63,6 +67,16 @@ mod tests {
             c.submitted(pts);
             assert_eq!(c.next(), pts);
         }
+    }
+
+    #[test]
+    fn the_step_before_the_first_pts_follows_the_callers_units() {
+        // A remote client's time base: 1/30 s per tick, one tick per frame.
+        let mut c = DtsClock::new(1, 33_333_333);
+        for pts in [0, 1, 2] {
+            c.submitted(pts);
+        }
+        assert_eq!([c.next(), c.next(), c.next()], [-1, 0, 1]);
     }
 
     #[test]

@@ -64,7 +64,13 @@ impl TimestampTracker {
     /// Output side: `(pts, dts)` for a packet of `pts` with no reordering: DTS = PTS, pushed to
     /// last DTS + 1 if needed, and PTS raised to DTS if that pushed it past PTS.
     pub fn stamp(&mut self, pts: i64) -> (i64, i64) {
-        let mut dts = pts;
+        self.stamp_reordered(pts, pts)
+    }
+
+    /// Output side for an encoder with B-frames, whose packets come in decode order with their
+    /// own `dts`: the same rules (DTS strictly increasing, PTS no earlier than DTS).
+    pub fn stamp_reordered(&mut self, pts: i64, dts: i64) -> (i64, i64) {
+        let mut dts = dts;
         if let Some(last) = self.last_dts {
             if dts <= last {
                 dts = last.saturating_add(1);
@@ -219,7 +225,9 @@ impl EncodeHalf {
         });
         self.timing
             .record(p.timings.encode_ms + p.timings.convert_ms);
-        let (pts, dts) = self.ts.stamp(info.pts);
+        // The encoder's dts is in the caller's units (pts went in as the client's); without
+        // B-frames it equals the pts.
+        let (pts, dts) = self.ts.stamp_reordered(info.pts, p.dts_ns);
         Message::Packet(PacketMsg {
             pts,
             dts,

@@ -423,22 +423,41 @@ fn apply_encoder_options(
     if let Some(g) = c.option("gop") {
         e.keyframe_interval = parse_num("gop", g)?;
     }
+    let profile = c.option("profile").map(map_profile).transpose()?.flatten();
+    let profile_warning = profile.as_ref().and_then(|(_, w)| w.clone());
+    if let Some((hint, _)) = profile {
+        e.profile = hint;
+    }
     if let Some(b) = c.option("max_b_frames") {
         // A maximum: FFmpeg's -bf, VideoToolbox's MaxFrameDelayCount. Negative means "default".
         let b: i64 = parse_num("max_b_frames", b)?;
-        if b > 0 {
+        let reorders = framecast_encode::registry::find(&e.backend).is_ok_and(|d| d.bframes);
+        // Baseline and Constrained High have no B-frames.
+        let asked = c.option("profile").map(|p| p.trim().to_ascii_lowercase());
+        let forbids = asked.as_deref().is_some_and(|p| {
+            matches!(p, "612" | "constrained_high")
+                || e.profile == ProfileHint::ConstrainedBaseline && !matches!(p, "-99" | "")
+        });
+        if b > 0 && !reorders {
             warnings.push(format!(
                 "max_b_frames={b}: the {} encoder produces no B-frames; encoding with 0",
                 e.backend
             ));
+        } else if b > 0 && forbids {
+            warnings.push(format!(
+                "max_b_frames={b}: profile {} has no B-frames; encoding with 0",
+                asked.unwrap_or_default()
+            ));
+        } else if b > 0 {
+            // Like VideoToolbox, which reorders only in Main and High: no profile asked means
+            // the encoder's best.
+            if e.profile == ProfileHint::ConstrainedBaseline {
+                e.profile = ProfileHint::High;
+            }
+            e.bframes = b.min(16) as u32;
         }
     }
-    if let Some(p) = c.option("profile") {
-        if let Some((profile, warning)) = map_profile(p)? {
-            e.profile = profile;
-            warnings.extend(warning);
-        }
-    }
+    warnings.extend(profile_warning);
     if let Some(r) = c.option("realtime") {
         // OpenH264 always runs in real-time mode; accept the flag.
         let _ = parse_num::<i64>("realtime", r)?;

@@ -547,3 +547,47 @@ async fn fork_decode_configure_with_time_base_0_1_is_accepted() {
         .collect();
     assert_eq!(pts, [0, 1, 2]);
 }
+
+/// Against an x264 server, the fork's `max_b_frames=2` with High profile is honoured as
+/// vtremoted honours it: no warning, packets in decode order with DTS strictly increasing and
+/// never after PTS, some reordered, every frame's PTS once; and libavcodec decodes them back in
+/// presentation order.
+#[cfg(feature = "x264")]
+#[tokio::test]
+async fn fork_encode_with_b_frames_on_x264_reorders_with_correct_dts() {
+    let addr = start(framecast_remote::server::ServerConfig {
+        backend: Some("x264".into()),
+        ..config()
+    })
+    .await;
+    let mut c = Raw::new(addr).await;
+    let ack = c.open(&encoder_configure(160, 96, "100")).await;
+    assert_eq!(ack.status, 0);
+    assert!(ack.warnings.is_empty(), "{:?}", ack.warnings);
+    let packets = c.encode(&padded_nv12(160, 96, 192, 24), 192, 96).await;
+    assert_eq!(packets.len(), 24);
+    assert!(
+        packets.windows(2).all(|w| w[0].dts < w[1].dts),
+        "DTS must increase"
+    );
+    assert!(packets.iter().all(|p| p.dts <= p.pts), "DTS after PTS");
+    assert!(
+        packets.iter().any(|p| p.pts > p.dts),
+        "nothing was reordered"
+    );
+    let mut pts: Vec<i64> = packets.iter().map(|p| p.pts).collect();
+    pts.sort_unstable();
+    assert_eq!(pts, (0..24).collect::<Vec<i64>>());
+    #[cfg(feature = "libav")]
+    {
+        use framecast_encode::decode::{LibavDecoder, VideoDecoder};
+        let mut dec = LibavDecoder::new().unwrap();
+        let mut shown = Vec::new();
+        for p in &packets {
+            shown.extend(dec.send(&p.data, Some(p.pts)).unwrap());
+        }
+        shown.extend(dec.drain().unwrap());
+        let order: Vec<Option<i64>> = shown.iter().map(|p| p.pts).collect();
+        assert_eq!(order, (0..24).map(Some).collect::<Vec<_>>());
+    }
+}
