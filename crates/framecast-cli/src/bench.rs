@@ -1,12 +1,16 @@
 //! `framecast bench`: encode time per frame, ours against ffmpeg's libx264 on the same frames.
 //!
-//! Method: N frames of a pattern are rendered and converted to I420 up front. framecast encodes
-//! them synchronously (1-in-1-out) and records each packet's encode time (conversion is reported
-//! separately). The same I420 frames are written to a raw file and encoded by
-//! `ffmpeg -c:v libx264 -preset ultrafast -tune zerolatency` with `-benchmark_all`, whose
-//! per-call `encode_video` timings give the peer's per-frame encode time in the same run.
+//! Method: N frames of a pattern (or of an input file, e.g. a `testsrc2` .y4m) are encoded
+//! synchronously (1-in-1-out); each packet's encode time is recorded (conversion is reported
+//! separately) and, untimed, the packet is decoded back for PSNR against its source. The same
+//! frames, converted to the YUV layout the backend encodes from, are written to a raw file and
+//! encoded by `ffmpeg -c:v libx264 -tune zerolatency` with the settings framecast's x264 backend
+//! uses (same preset and threads, ABR with a one-second VBV, a fixed GOP, no scene cuts) and
+//! `-benchmark_all`, whose per-call `encode_video` timings give the peer's per-frame encode time
+//! in the same run.
 
 use crate::args::{parse_bitrate, parse_size};
+use crate::psnr::PsnrCheck;
 use crate::{exit, Failure, WithCode};
 use anyhow::{bail, Context};
 use clap::Args;
@@ -27,6 +31,13 @@ pub struct BenchArgs {
     /// Pattern to encode (testcard, bands, gradient, plasma).
     #[arg(long, default_value = "bands")]
     pattern: String,
+    /// Encode the frames of this file (.y4m, e.g. `ffmpeg -f lavfi -i testsrc2=size=1920x1080`)
+    /// instead of a pattern; its own size replaces --sizes.
+    #[arg(long, value_name = "FILE")]
+    input: Option<std::path::PathBuf>,
+    /// Speed preset for framecast's x264 backend and for the ffmpeg peer (default ultrafast).
+    #[arg(long, value_name = "NAME")]
+    preset: Option<String>,
     /// Encoder backend.
     #[arg(long, default_value_t = framecast_encode::registry::default_backend_name().to_string())]
     backend: String,
@@ -57,16 +68,27 @@ struct Row {
     ours: (f64, f64),
     convert: (f64, f64),
     ours_kbps: f64,
+    psnr: Option<f64>,
     peer: Option<(f64, f64, f64)>,
 }
 
-fn peer_x264(
-    frames: &[Yuv420Image],
+/// The peer's settings: those of framecast's x264 backend.
+struct PeerSettings<'a> {
     fps: u32,
     bitrate: u32,
     keyint: u32,
     threads: u32,
-) -> anyhow::Result<(f64, f64, f64)> {
+    preset: &'a str,
+}
+
+fn peer_x264(frames: &[Yuv420Image], s: &PeerSettings<'_>) -> anyhow::Result<(f64, f64, f64)> {
+    let PeerSettings {
+        fps,
+        bitrate,
+        keyint,
+        threads,
+        preset,
+    } = *s;
     let (w, h) = (frames[0].coded_width(), frames[0].coded_height());
     let dir = std::env::temp_dir().join(format!("framecast-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -75,12 +97,27 @@ fn peer_x264(
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&yuv)?);
         for img in frames {
-            let (y, u, v) = img.planes();
-            f.write_all(y)?;
-            f.write_all(u)?;
-            f.write_all(v)?;
+            match img.layout() {
+                YuvLayout::I420 => {
+                    let (y, u, v) = img.planes();
+                    f.write_all(y)?;
+                    f.write_all(u)?;
+                    f.write_all(v)?;
+                }
+                YuvLayout::Nv12 => {
+                    f.write_all(img.y())?;
+                    f.write_all(img.uv())?;
+                }
+            }
         }
     }
+    let pix_fmt = match frames[0].layout() {
+        YuvLayout::I420 => "yuv420p",
+        YuvLayout::Nv12 => "nv12",
+    };
+    let kbps = (bitrate / 1000).to_string();
+    // framecast's x264 backend: VBV of one second at the target, IDRs only where the GOP says.
+    let x264_params = format!("vbv-maxrate={kbps}:vbv-bufsize={kbps}:scenecut=0");
     let output = Command::new("ffmpeg")
         .args([
             "-hide_banner",
@@ -89,7 +126,7 @@ fn peer_x264(
             "-f",
             "rawvideo",
             "-pix_fmt",
-            "yuv420p",
+            pix_fmt,
         ])
         .args(["-s", &format!("{w}x{h}"), "-r", &fps.to_string(), "-i"])
         .arg(&yuv)
@@ -97,11 +134,15 @@ fn peer_x264(
             "-c:v",
             "libx264",
             "-preset",
-            "ultrafast",
+            preset,
             "-tune",
             "zerolatency",
             "-bf",
             "0",
+            "-x264-params",
+            &x264_params,
+            "-keyint_min",
+            &keyint.to_string(),
         ])
         .args([
             "-threads",
@@ -163,13 +204,32 @@ fn peer_x264(
     Ok((m, p, kbps))
 }
 
+/// Where the bench's frames come from.
+enum Frames {
+    Pattern(PatternKind),
+    File(Box<dyn framecast_io::FrameSource>),
+}
+
 pub fn run(a: BenchArgs) -> Result<(), Failure> {
-    let kind: PatternKind = a.pattern.parse().code(exit::USAGE)?;
     let fps = 30u32;
     let keyint = 60;
+    let preset = a.preset.clone().unwrap_or_else(|| "ultrafast".to_owned());
+    let sizes = match &a.input {
+        Some(path) => {
+            let src = framecast_io::open_input(path, Default::default()).code(exit::INPUT)?;
+            vec![(src.width(), src.height())]
+        }
+        None => a.sizes.clone(),
+    };
     let mut rows = Vec::new();
-    for &(w, h) in &a.sizes {
-        eprintln!("{w}x{h}: rendering {} frames...", a.frames);
+    for &(w, h) in &sizes {
+        let mut frames = match &a.input {
+            Some(path) => {
+                Frames::File(framecast_io::open_input(path, Default::default()).code(exit::INPUT)?)
+            }
+            None => Frames::Pattern(a.pattern.parse().code(exit::USAGE)?),
+        };
+        eprintln!("{w}x{h}: encoding {} frames...", a.frames);
         let mut rgba = vec![0u8; (w * h * 4) as usize];
         let mut config = EncoderConfig::new(w, h);
         config.backend = a.backend.clone();
@@ -177,16 +237,33 @@ pub fn run(a: BenchArgs) -> Result<(), Failure> {
         config.keyframe_interval = keyint;
         config.threads = a.threads;
         config.bitrate = a.bitrate.unwrap_or(config.bitrate);
+        config.preset = a.preset.clone();
         let mut enc = Encoder::new(config.clone()).code(exit::ENCODER)?;
+        let mut psnr = PsnrCheck::new(ColorSpace::default()).ok();
         let (mut enc_ms, mut conv_ms, mut bytes) = (Vec::new(), Vec::new(), 0usize);
         let mut yuv_frames = Vec::new();
         for i in 0..a.frames {
-            render_into(kind, i, w, h, &mut rgba).code(exit::USAGE)?;
-            let frame = Frame::rgba8(&rgba, w, h, w as usize * 4).code(exit::USAGE)?;
+            let owned;
+            let frame = match &mut frames {
+                Frames::Pattern(kind) => {
+                    render_into(*kind, i, w, h, &mut rgba).code(exit::USAGE)?;
+                    Frame::rgba8(&rgba, w, h, w as usize * 4).code(exit::USAGE)?
+                }
+                Frames::File(src) => match src.next_frame().code(exit::INPUT)? {
+                    Some(f) => {
+                        owned = f;
+                        owned.as_frame()
+                    }
+                    None => break,
+                },
+            };
             if !a.no_peer {
-                let mut img = Yuv420Image::new(w, h, YuvLayout::I420).code(exit::USAGE)?;
+                let mut img = Yuv420Image::new(w, h, enc.input_layout()).code(exit::USAGE)?;
                 convert::to_yuv420(&frame, ColorSpace::default(), &mut img).code(exit::USAGE)?;
                 yuv_frames.push(img);
+            }
+            if let Some(p) = psnr.as_mut() {
+                p.push_source(i, &frame).code(exit::ENCODER)?;
             }
             let _ = enc
                 .send_frame(
@@ -203,30 +280,42 @@ pub fn run(a: BenchArgs) -> Result<(), Failure> {
                     enc_ms.push(p.timings.encode_ms);
                     conv_ms.push(p.timings.convert_ms);
                     bytes += p.data.len();
+                    if let Some(check) = psnr.as_mut() {
+                        check.packet(&p).code(exit::ENCODER)?;
+                    }
                 }
             }
         }
         let _ = enc.flush().code(exit::ENCODER)?;
-        let ours_kbps = bytes as f64 * 8.0 / (a.frames as f64 / fps as f64) / 1000.0;
+        let n = enc_ms.len().max(1) as f64;
+        let ours_kbps = bytes as f64 * 8.0 / (n / fps as f64) / 1000.0;
         let peer = if a.no_peer {
             None
         } else {
             eprintln!("{w}x{h}: ffmpeg libx264 on the same frames...");
-            Some(peer_x264(&yuv_frames, fps, config.bitrate, keyint, 1).code(exit::ENCODER)?)
+            let settings = PeerSettings {
+                fps,
+                bitrate: config.bitrate,
+                keyint,
+                threads: a.threads.max(1),
+                preset: &preset,
+            };
+            Some(peer_x264(&yuv_frames, &settings).code(exit::ENCODER)?)
         };
         rows.push(Row {
             size: (w, h),
             ours: median_p95(&enc_ms),
             convert: median_p95(&conv_ms),
             ours_kbps,
+            psnr: psnr.map(|p| p.result().yuv[3]),
             peer,
         });
     }
     println!(
-        "| size | {} encode ms med / p95 | convert ms med / p95 | {} kb/s | x264 ultrafast zerolatency 1 thread ms med / p95 | x264 kb/s | ours / x264 (median) |",
-        a.backend, a.backend
+        "| size | {} encode ms med / p95 | convert ms med / p95 | {} kb/s | {} PSNR dB | ffmpeg libx264 {preset} ms med / p95 | libx264 kb/s | ours / libx264 (median) |",
+        a.backend, a.backend, a.backend
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for r in rows {
         let (pm, pp, pk, ratio) = match r.peer {
             Some((m, p, k)) => (
@@ -237,14 +326,18 @@ pub fn run(a: BenchArgs) -> Result<(), Failure> {
             ),
             None => ("-".into(), "-".into(), "-".into(), "-".into()),
         };
+        let psnr = r.psnr.map_or("-".into(), |p| format!("{p:.2}"));
         println!(
-            "| {}x{} | {:.2} / {:.2} | {:.2} / {:.2} | {:.0} | {pm} / {pp} | {pk} | {ratio} |",
+            "| {}x{} | {:.2} / {:.2} | {:.2} / {:.2} | {:.0} | {psnr} | {pm} / {pp} | {pk} | {ratio} |",
             r.size.0, r.size.1, r.ours.0, r.ours.1, r.convert.0, r.convert.1, r.ours_kbps
         );
     }
     println!(
-        "\n(threads: framecast {} = {}, x264 1; {} frames per size, {fps} fps, keyint {keyint})",
-        a.backend, a.threads, a.frames
+        "\n(threads: framecast {} = {}, libx264 = {}; {} frames per size, {fps} fps, keyint {keyint}, preset {preset})",
+        a.backend,
+        a.threads,
+        a.threads.max(1),
+        a.frames
     );
     Ok(())
 }

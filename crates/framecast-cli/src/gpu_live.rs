@@ -93,22 +93,15 @@ mod on {
             let adapter = format!("{} ({:?})", info.name, info.backend);
             let conv = GpuConverter::with_device(device.clone(), queue.clone(), info);
             let ring = display.texture_ring(conv);
-            let texture = device.create_texture(&wgpu::TextureDescriptor {
-                label: Some("demo frame"),
-                size: wgpu::Extent3d {
-                    width: w,
-                    height: h,
-                    depth_or_array_layers: 1,
-                },
-                mip_level_count: 1,
-                sample_count: 1,
-                dimension: wgpu::TextureDimension::D2,
-                format: wgpu::TextureFormat::Rgba8Unorm,
-                usage: wgpu::TextureUsages::STORAGE_BINDING
+            let texture = framecast_gpu::texture_2d(
+                &device,
+                Some("demo frame"),
+                (w, h),
+                wgpu::TextureFormat::Rgba8Unorm,
+                wgpu::TextureUsages::STORAGE_BINDING
                     | wgpu::TextureUsages::TEXTURE_BINDING
                     | wgpu::TextureUsages::COPY_DST,
-                view_formats: &[],
-            });
+            );
             let params = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("demo scene params"),
                 size: 16,
@@ -207,24 +200,11 @@ mod on {
             if frame.format() != PixelFormat::Rgba8 || (frame.width(), frame.height()) != (w, h) {
                 return Ok(false);
             }
-            self.queue.write_texture(
-                wgpu::TexelCopyTextureInfo {
-                    texture: &self.texture,
-                    mip_level: 0,
-                    origin: wgpu::Origin3d::ZERO,
-                    aspect: wgpu::TextureAspect::All,
-                },
+            framecast_gpu::write_texture(
+                &self.queue,
+                &self.texture,
                 &data[..stride * (h as usize - 1) + w as usize * 4],
-                wgpu::TexelCopyBufferLayout {
-                    offset: 0,
-                    bytes_per_row: Some(stride as u32),
-                    rows_per_image: Some(h),
-                },
-                wgpu::Extent3d {
-                    width: w,
-                    height: h,
-                    depth_or_array_layers: 1,
-                },
+                stride as u32,
             );
             display.publish_texture(&mut self.ring, &self.texture)?;
             Ok(true)

@@ -685,6 +685,22 @@ fn check_accounting(config: &EncoderConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// Every picture `dec` outputs for `pk` (each sent with its pts), then what it still holds.
+fn decode_all(
+    dec: &mut dyn crate::decode::VideoDecoder,
+    pk: &[&EncodedPacket],
+) -> Result<Vec<crate::decode::Picture>, String> {
+    let mut pictures = Vec::new();
+    for p in pk {
+        pictures.extend(
+            dec.send(&p.data, Some(p.pts_ns))
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    pictures.extend(dec.drain().map_err(|e| e.to_string())?);
+    Ok(pictures)
+}
+
 /// The B-frame profile ([`EncoderConfig::bframes`]): every frame comes out once, in decode
 /// order (some frames really reordered), with strictly increasing dts never later than the
 /// pts; IDRs land where asked; the SPS declares the reordering; and a decoder that reorders
@@ -768,14 +784,7 @@ fn check_bframes(config: &EncoderConfig) -> Result<(), String> {
         }
         checked += 1;
         let name = dec.name();
-        let mut pictures = Vec::new();
-        for p in &pk {
-            pictures.extend(
-                dec.send(&p.data, Some(p.pts_ns))
-                    .map_err(|e| e.to_string())?,
-            );
-        }
-        pictures.extend(dec.drain().map_err(|e| e.to_string())?);
+        let pictures = decode_all(dec.as_mut(), &pk)?;
         let pts: Vec<Option<i64>> = pictures.iter().map(|p| p.pts).collect();
         let want: Vec<Option<i64>> = (0..FRAMES).map(|i| Some(1_000 + i as i64 * dur)).collect();
         if pts != want {
@@ -837,14 +846,7 @@ fn check_intra_refresh(config: &EncoderConfig) -> Result<(), String> {
     for factory in decoders() {
         let mut dec = factory()?;
         let name = dec.name();
-        let mut pictures = Vec::new();
-        for p in &pk {
-            pictures.extend(
-                dec.send(&p.data, Some(p.pts_ns))
-                    .map_err(|e| e.to_string())?,
-            );
-        }
-        pictures.extend(dec.drain().map_err(|e| e.to_string())?);
+        let pictures = decode_all(dec.as_mut(), &pk)?;
         if pictures.len() as u64 != FRAMES {
             return Err(format!("{name}: decoded {} of {FRAMES}", pictures.len()));
         }

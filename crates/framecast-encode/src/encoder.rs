@@ -218,6 +218,12 @@ impl Encoder {
         }
     }
 
+    /// The YUV layout the backend encodes from (what a caller with YUV frames should hand it
+    /// to avoid a repack: NV12 for x264 and VideoToolbox, I420 for OpenH264).
+    pub fn input_layout(&self) -> YuvLayout {
+        self.layout
+    }
+
     /// The backend's registry name.
     pub fn backend_name(&self) -> &'static str {
         self.backend_name

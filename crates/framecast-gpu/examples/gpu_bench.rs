@@ -73,39 +73,14 @@ fn main() {
     for (w, h) in sizes {
         let frames: Vec<Vec<u8>> = (0..4).map(|i| frame(w, h, i)).collect();
         let mut dst = Yuv420Image::new(w, h, YuvLayout::Nv12).unwrap();
-        let texture = gpu.device().create_texture(&wgpu::TextureDescriptor {
-            label: None,
-            size: wgpu::Extent3d {
-                width: w,
-                height: h,
-                depth_or_array_layers: 1,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba8Unorm,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-            view_formats: &[],
-        });
-        gpu.queue().write_texture(
-            wgpu::TexelCopyTextureInfo {
-                texture: &texture,
-                mip_level: 0,
-                origin: wgpu::Origin3d::ZERO,
-                aspect: wgpu::TextureAspect::All,
-            },
-            &frames[0],
-            wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(w * 4),
-                rows_per_image: Some(h),
-            },
-            wgpu::Extent3d {
-                width: w,
-                height: h,
-                depth_or_array_layers: 1,
-            },
+        let texture = framecast_gpu::texture_2d(
+            gpu.device(),
+            None,
+            (w, h),
+            wgpu::TextureFormat::Rgba8Unorm,
+            wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
         );
+        framecast_gpu::write_texture(gpu.queue(), &texture, &frames[0], w * 4);
         let (mut host, mut resident, mut kernel, mut cpu) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for i in 0..iters + 5 {
@@ -187,20 +162,13 @@ fn breakdown(gpu: &GpuConverter, sizes: &[(u32, u32)], iters: usize) {
     println!("|---|---|---|---|---|---|---|---|");
     let cs = ColorSpace::default();
     for &(w, h) in sizes {
-        let texture = device.create_texture(&wgpu::TextureDescriptor {
-            label: None,
-            size: wgpu::Extent3d {
-                width: w,
-                height: h,
-                depth_or_array_layers: 1,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba8Unorm,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-            view_formats: &[],
-        });
+        let texture = framecast_gpu::texture_2d(
+            &device,
+            None,
+            (w, h),
+            wgpu::TextureFormat::Rgba8Unorm,
+            wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        );
         let mut dst = Yuv420Image::new(w, h, YuvLayout::Nv12).unwrap();
         let (mut sync_ts, mut sync_plain, mut submit, mut mapped, mut copy, mut lent, mut total) =
             (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);

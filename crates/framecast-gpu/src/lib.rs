@@ -33,7 +33,9 @@ use std::time::Instant;
 use thiserror::Error;
 
 mod readback;
+mod texture;
 pub use readback::{Readback, TextureRing};
+pub use texture::{texture_2d, write_texture};
 
 const SHADER: &str = include_str!("../shaders/rgb_to_nv12.wgsl");
 /// Staging buffers in the readback ring.
@@ -443,43 +445,18 @@ impl GpuConverter {
         let t0 = Instant::now();
         let sized = self.sized.as_mut().expect("sized above");
         if sized.upload.as_ref().is_none_or(|(f, _)| *f != format) {
-            let texture = self.device.create_texture(&wgpu::TextureDescriptor {
-                label: Some("framecast upload"),
-                size: wgpu::Extent3d {
-                    width: w,
-                    height: h,
-                    depth_or_array_layers: 1,
-                },
-                mip_level_count: 1,
-                sample_count: 1,
-                dimension: wgpu::TextureDimension::D2,
+            let texture = texture_2d(
+                &self.device,
+                Some("framecast upload"),
+                (w, h),
                 format,
-                usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-                view_formats: &[],
-            });
+                wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            );
             sized.upload = Some((format, texture));
         }
         let texture = sized.upload.as_ref().expect("set above").1.clone();
         let used = stride * (h as usize - 1) + w as usize * bpp;
-        self.queue.write_texture(
-            wgpu::TexelCopyTextureInfo {
-                texture: &texture,
-                mip_level: 0,
-                origin: wgpu::Origin3d::ZERO,
-                aspect: wgpu::TextureAspect::All,
-            },
-            &data[..used],
-            wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(stride as u32),
-                rows_per_image: Some(h),
-            },
-            wgpu::Extent3d {
-                width: w,
-                height: h,
-                depth_or_array_layers: 1,
-            },
-        );
+        write_texture(&self.queue, &texture, &data[..used], stride as u32);
         let upload_ms = t0.elapsed().as_secs_f64() * 1e3;
         let ticket = self.submit_inner(&texture, w, h, cs, upload_ms)?;
         self.finish(ticket, dst)

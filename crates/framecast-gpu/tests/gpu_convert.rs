@@ -142,26 +142,8 @@ fn readback_ring_keeps_three_frames_in_flight() {
     let textures: Vec<_> = frames
         .iter()
         .map(|rgba| {
-            let t = gpu.device().create_texture(&wgpu_texture_desc(w, h));
-            gpu.queue().write_texture(
-                wgpu::TexelCopyTextureInfo {
-                    texture: &t,
-                    mip_level: 0,
-                    origin: wgpu::Origin3d::ZERO,
-                    aspect: wgpu::TextureAspect::All,
-                },
-                rgba,
-                wgpu::TexelCopyBufferLayout {
-                    offset: 0,
-                    bytes_per_row: Some(w * 4),
-                    rows_per_image: Some(h),
-                },
-                wgpu::Extent3d {
-                    width: w,
-                    height: h,
-                    depth_or_array_layers: 1,
-                },
-            );
+            let t = rgba_texture(gpu.device(), w, h);
+            framecast_gpu::write_texture(gpu.queue(), &t, rgba, w * 4);
             t
         })
         .collect();
@@ -217,21 +199,14 @@ fn rejects_yuv_input_and_size_mismatch() {
     );
 }
 
-fn wgpu_texture_desc(w: u32, h: u32) -> wgpu::TextureDescriptor<'static> {
-    wgpu::TextureDescriptor {
-        label: None,
-        size: wgpu::Extent3d {
-            width: w,
-            height: h,
-            depth_or_array_layers: 1,
-        },
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format: wgpu::TextureFormat::Rgba8Unorm,
-        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-        view_formats: &[],
-    }
+fn rgba_texture(device: &wgpu::Device, w: u32, h: u32) -> wgpu::Texture {
+    framecast_gpu::texture_2d(
+        device,
+        None,
+        (w, h),
+        wgpu::TextureFormat::Rgba8Unorm,
+        wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+    )
 }
 
 fn bytemuck_bytes<T: bytemuck::Pod>(v: &[T]) -> &[u8] {
@@ -252,7 +227,7 @@ fn texture_ring_delivers_every_frame_once_in_order() {
     let (w, h) = (97u32, 31u32);
     let device = gpu.device().clone();
     let queue = gpu.queue().clone();
-    let texture = device.create_texture(&wgpu_texture_desc(w, h));
+    let texture = rgba_texture(&device, w, h);
     let got: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
     let sink_got = got.clone();
     let mut ring = framecast_gpu::TextureRing::new(gpu, ColorSpace::default(), move |f| {
@@ -277,25 +252,7 @@ fn texture_ring_delivers_every_frame_once_in_order() {
     });
     let frames: Vec<Vec<u8>> = (0..12).map(|i| content(w, h, 300 + i)).collect();
     for rgba in &frames {
-        queue.write_texture(
-            wgpu::TexelCopyTextureInfo {
-                texture: &texture,
-                mip_level: 0,
-                origin: wgpu::Origin3d::ZERO,
-                aspect: wgpu::TextureAspect::All,
-            },
-            rgba,
-            wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(w * 4),
-                rows_per_image: Some(h),
-            },
-            wgpu::Extent3d {
-                width: w,
-                height: h,
-                depth_or_array_layers: 1,
-            },
-        );
+        framecast_gpu::write_texture(&queue, &texture, rgba, w * 4);
         ring.publish(&texture).unwrap();
     }
     ring.flush().unwrap();

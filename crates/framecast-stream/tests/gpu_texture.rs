@@ -20,36 +20,14 @@ use common::*;
 fn card_texture(device: &wgpu::Device, queue: &wgpu::Queue, frame: u64) -> wgpu::Texture {
     let mut rgba = vec![0u8; (W * H * 4) as usize];
     render_into(PatternKind::TestCard, frame, W, H, &mut rgba).unwrap();
-    let size = wgpu::Extent3d {
-        width: W,
-        height: H,
-        depth_or_array_layers: 1,
-    };
-    let texture = device.create_texture(&wgpu::TextureDescriptor {
-        label: Some("app frame"),
-        size,
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format: wgpu::TextureFormat::Rgba8Unorm,
-        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-        view_formats: &[],
-    });
-    queue.write_texture(
-        wgpu::TexelCopyTextureInfo {
-            texture: &texture,
-            mip_level: 0,
-            origin: wgpu::Origin3d::ZERO,
-            aspect: wgpu::TextureAspect::All,
-        },
-        &rgba,
-        wgpu::TexelCopyBufferLayout {
-            offset: 0,
-            bytes_per_row: Some(W * 4),
-            rows_per_image: Some(H),
-        },
-        size,
+    let texture = framecast_gpu::texture_2d(
+        device,
+        Some("app frame"),
+        (W, H),
+        wgpu::TextureFormat::Rgba8Unorm,
+        wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
     );
+    framecast_gpu::write_texture(queue, &texture, &rgba, W * 4);
     texture
 }
 

@@ -95,19 +95,6 @@ fn backend_error(message: impl Into<String>) -> EncodeError {
     }
 }
 
-/// `fps` as a fraction x264 takes (1/1000 precision, reduced).
-fn fps_fraction(fps: f64) -> (u32, u32) {
-    let mut num = (fps * 1000.0).round().max(1.0) as u32;
-    let mut den = 1000u32;
-    let (mut a, mut b) = (num, den);
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    num /= a;
-    den /= a;
-    (num, den)
-}
-
 fn kbps(bits_per_second: f64) -> c_int {
     (bits_per_second / 1000.0)
         .round()
@@ -144,7 +131,7 @@ fn params(config: &EncoderConfig) -> Result<ffi::x264_param_t, EncodeError> {
     if config.threads > 0 {
         p.i_threads = config.threads.min(128) as c_int;
     }
-    let (num, den) = fps_fraction(config.fps);
+    let (num, den) = framecast_core::fps_ratio(config.fps);
     p.i_fps_num = num;
     p.i_fps_den = den;
     // Timestamps are frame counts (see X264Backend::next_pts).
@@ -430,14 +417,6 @@ impl BackendEncoder for X264Backend {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn frame_rates_become_reduced_fractions() {
-        assert_eq!(fps_fraction(30.0), (30, 1));
-        assert_eq!(fps_fraction(29.97), (2997, 100));
-        assert_eq!(fps_fraction(59.94), (2997, 50));
-        assert_eq!(fps_fraction(0.5), (1, 2));
-    }
 
     #[test]
     fn the_recovery_dpb_stays_within_level_5_1() {
