@@ -117,7 +117,8 @@ fn peer_x264(frames: &[Yuv420Image], s: &PeerSettings<'_>) -> anyhow::Result<(f6
     };
     let kbps = (bitrate / 1000).to_string();
     // framecast's x264 backend: VBV of one second at the target, IDRs only where the GOP says.
-    let x264_params = format!("vbv-maxrate={kbps}:vbv-bufsize={kbps}:scenecut=0");
+    // Sliced threads, as the backend (FFmpeg would otherwise pick frame threads, a frame of delay).
+    let x264_params = format!("vbv-maxrate={kbps}:vbv-bufsize={kbps}:scenecut=0:sliced-threads=1");
     let output = Command::new("ffmpeg")
         .args([
             "-hide_banner",

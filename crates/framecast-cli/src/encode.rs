@@ -59,6 +59,10 @@ pub struct EncodeArgs {
     bframes: u32,
     #[command(flatten)]
     tuning: crate::args::TuningArgs,
+    /// Encoder threads (0 = the backend's choice: x264 spreads each frame over every core
+    /// with sliced threads; OpenH264 uses one).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    threads: u32,
     /// Encode on a worker thread with up to N frames in flight (reading, conversion and encoding overlap).
     #[arg(long, value_name = "N")]
     pipelined: Option<usize>,
@@ -346,6 +350,7 @@ pub fn run(a: EncodeArgs) -> Result<(), Failure> {
         ProfileArg::High => ProfileHint::High,
     };
     config.bframes = a.bframes;
+    config.threads = a.threads;
     a.tuning.apply(&mut config);
     if let Some(n) = a.pipelined {
         config.mode = EncodeMode::Pipelined {

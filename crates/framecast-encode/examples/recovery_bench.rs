@@ -12,6 +12,7 @@
 //! ```text
 //! cargo run --release -p framecast-encode --example recovery_bench -- \
 //!     [INPUT] [--size 1920x1080] [--bitrate 8M] [--frames 600] [--every 30] [--lag 3] [--missed 5] [--qp N]
+//!     [--backend openh264|x264]
 //! ```
 //! INPUT: `pattern:plasma` (default), `pattern:testcard`, or a `.y4m` file (e.g. ffmpeg's
 //! testsrc2). `--qp N`: constant QP instead of rate control, so both runs code at the same
@@ -36,6 +37,8 @@ struct Args {
     missed: u64,
     /// Constant QP instead of rate control (equal quality: the coding cost alone).
     qp: Option<u8>,
+    /// Backend (default: the registry's default).
+    backend: String,
 }
 
 fn parse() -> Result<Args, String> {
@@ -48,6 +51,7 @@ fn parse() -> Result<Args, String> {
         lag: 3,
         missed: 5,
         qp: None,
+        backend: framecast_encode::registry::default_backend_name().into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -75,8 +79,9 @@ fn parse() -> Result<Args, String> {
             "--lag" => a.lag = num(v()?)?,
             "--missed" => a.missed = num(v()?)?,
             "--qp" => a.qp = Some(num(v()?)?.min(51) as u8),
+            "--backend" => a.backend = v()?,
             "-h" | "--help" => {
-                return Err("usage: recovery_bench [INPUT] [--size WxH] [--bitrate 8M] [--frames N] [--every N] [--lag N] [--missed N] [--qp N]".into())
+                return Err("usage: recovery_bench [INPUT] [--size WxH] [--bitrate 8M] [--frames N] [--every N] [--lag N] [--missed N] [--qp N] [--backend NAME]".into())
             }
             _ if !k.starts_with('-') => a.input = k,
             _ => return Err(format!("unknown flag {k}")),
@@ -115,6 +120,7 @@ impl Run {
     /// framecast encodes without them).
     fn new(w: u32, h: u32, a: &Args, recovery: bool) -> Result<Self, String> {
         let mut c = EncoderConfig::new(w, h);
+        c.backend = a.backend.clone();
         c.bitrate = a.bitrate;
         if let Some(qp) = a.qp {
             c.rate_control = framecast_encode::RateControl::ConstantQp(qp);
