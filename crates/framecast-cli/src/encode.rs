@@ -88,6 +88,35 @@ pub struct DemoArgs {
     /// Seconds of video.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Draw the `gpu` scene on the GPU (a WGSL shader), convert it to NV12 there and encode
+    /// what the readback ring delivers; without a GPU build or adapter, says so and encodes
+    /// the CPU scene.
+    #[arg(long)]
+    gpu: bool,
+}
+
+/// The GPU-drawn scene as a frame source, or `None` after saying once why not.
+fn open_gpu_scene(w: u32, h: u32, frames: u64) -> Option<Box<dyn framecast_io::FrameSource>> {
+    #[cfg(feature = "gpu")]
+    match crate::gpu_live::SceneSource::open(w, h, frames) {
+        Ok(s) => {
+            println!("Drawing and converting on the GPU: {}", s.adapter());
+            Some(Box::new(s))
+        }
+        Err(e) => {
+            eprintln!("note: --gpu: {e}; encoding the CPU scene");
+            None
+        }
+    }
+    #[cfg(not(feature = "gpu"))]
+    {
+        let _ = (w, h, frames);
+        eprintln!(
+            "note: --gpu needs a build with GPU support (cargo build --release --features gpu); \
+             encoding the CPU scene"
+        );
+        None
+    }
 }
 
 fn encoder_code(e: &EncodeError) -> u8 {
@@ -373,19 +402,26 @@ pub fn run(a: EncodeArgs) -> Result<(), Failure> {
 }
 
 pub fn demo(a: DemoArgs) -> Result<(), Failure> {
-    let kind: PatternKind = a.scene.parse().code(exit::USAGE)?;
     let (w, h, fps) = (1280, 720, 30.0);
     let frames = a.seconds * 30;
-    let source = PatternSource::new(kind, w, h, (30, 1), Some(frames)).code(exit::USAGE)?;
+    let gpu_scene: Option<Box<dyn framecast_io::FrameSource>> = if a.gpu {
+        open_gpu_scene(w, h, frames)
+    } else {
+        None
+    };
+    let (source, name): (Box<dyn framecast_io::FrameSource>, &str) = match gpu_scene {
+        Some(s) => (s, "gpu"),
+        None => {
+            let kind: PatternKind = a.scene.parse().code(exit::USAGE)?;
+            let source = PatternSource::new(kind, w, h, (30, 1), Some(frames)).code(exit::USAGE)?;
+            (Box::new(source), kind.name())
+        }
+    };
     let mut config = EncoderConfig::new(w, h);
     config.fps = fps;
-    println!(
-        "Encoding {} s of the {} scene at {w}x{h}...",
-        a.seconds,
-        kind.name()
-    );
+    println!("Encoding {} s of the {name} scene at {w}x{h}...", a.seconds);
     let summary = encode_to_file(Job {
-        source: Box::new(source),
+        source,
         config: config.clone(),
         output: &a.output,
         max_frames: Some(frames),

@@ -340,7 +340,12 @@ fn scene_kind(name: &str, gpu: bool) -> Result<Scene, String> {
 /// `framecast demo`.
 pub fn demo(a: DemoArgs) -> Result<(), Failure> {
     if let Some(output) = &a.output {
-        return demo_to_file(output, a.scene.as_deref().unwrap_or("plasma"), a.seconds);
+        return demo_to_file(
+            output,
+            a.scene.as_deref().unwrap_or("plasma"),
+            a.seconds,
+            a.live.gpu,
+        );
     }
     let (w, h) = a.live.size.unwrap_or((1280, 720));
     let (server, stream) = configs(&a.live, (w, h), true)?;
@@ -406,21 +411,30 @@ pub fn demo(a: DemoArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn demo_to_file(output: &std::path::Path, scene: &str, seconds: u64) -> Result<(), Failure> {
+fn demo_to_file(
+    output: &std::path::Path,
+    scene: &str,
+    seconds: u64,
+    gpu: bool,
+) -> Result<(), Failure> {
     use clap::{Args as _, FromArgMatches};
     let cmd = crate::encode::DemoArgs::augment_args(clap::Command::new("demo"));
     let out = output.to_string_lossy().into_owned();
     let secs = seconds.to_string();
+    let mut argv = vec![
+        "demo",
+        "--output",
+        &out,
+        "--scene",
+        scene,
+        "--seconds",
+        &secs,
+    ];
+    if gpu {
+        argv.push("--gpu");
+    }
     let m = cmd
-        .try_get_matches_from([
-            "demo",
-            "--output",
-            &out,
-            "--scene",
-            scene,
-            "--seconds",
-            &secs,
-        ])
+        .try_get_matches_from(argv)
         .map_err(|e| anyhow!("{e}"))
         .code(exit::USAGE)?;
     let args = crate::encode::DemoArgs::from_arg_matches(&m)

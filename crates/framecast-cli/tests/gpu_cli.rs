@@ -178,3 +178,55 @@ fn demo_gpu_streams_the_shader_scene() {
         "only {changed} pixels changed"
     );
 }
+
+/// `demo -o FILE --gpu`: the file encoder takes the scene drawn on the GPU, read back through
+/// the ring: every frame arrives (30 for one second), the picture is the colourful shader
+/// scene, and it moves from frame to frame in order (each frame differs from the one before,
+/// and is closer to its neighbour than to a frame further on).
+#[test]
+fn demo_to_a_file_encodes_the_gpu_scene() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("scene.mp4");
+    let run = Command::new(env!("CARGO_BIN_EXE_framecast"))
+        .args(["demo", "--gpu", "--seconds", "1", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("Drawing and converting on the GPU"),
+        "{stdout}"
+    );
+    let decoded = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(&out)
+        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .unwrap();
+    assert!(decoded.status.success());
+    let frame_len = 1280 * 720 * 3;
+    let frames: Vec<&[u8]> = decoded.stdout.chunks_exact(frame_len).collect();
+    assert_eq!(frames.len(), 30, "{} bytes decoded", decoded.stdout.len());
+    let colours: std::collections::HashSet<[u8; 3]> = frames[0]
+        .chunks_exact(3)
+        .map(|p| [p[0] >> 4, p[1] >> 4, p[2] >> 4])
+        .collect();
+    assert!(colours.len() > 100, "{} colours", colours.len());
+    let distance = |a: &[u8], b: &[u8]| -> u64 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| u64::from(x.abs_diff(*y)))
+            .sum()
+    };
+    for i in 1..frames.len() - 5 {
+        let next = distance(frames[i - 1], frames[i]);
+        let further = distance(frames[i - 1], frames[i + 5]);
+        assert!(next > 0, "frame {i} repeats frame {}", i - 1);
+        assert!(next < further, "frame {i} is out of order");
+    }
+}

@@ -355,7 +355,13 @@ impl Mp4Writer {
 
         // With B-frames the first picture shown is composed after the first decode time: an
         // edit list starts the presentation there (as FFmpeg writes it), so pts 0 is shown at 0.
-        let first_shown = self.samples.iter().map(|s| s.dts + s.cts as u64).min();
+        // Media time counts from the first sample's decode time.
+        let origin = self.samples.first().map_or(0, |s| s.dts);
+        let first_shown = self
+            .samples
+            .iter()
+            .map(|s| s.dts - origin + s.cts as u64)
+            .min();
         if let Some(start) = first_shown.filter(|&t| t > 0) {
             let edts = begin(&mut b, b"edts");
             let wide = start > u32::MAX as u64 || v1;
