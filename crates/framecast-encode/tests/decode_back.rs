@@ -1,5 +1,6 @@
 #![cfg(feature = "openh264")]
-//! Encode the test card and moving bands, decode with OpenH264 and with ffmpeg, compare pixels.
+//! Encode the test card and moving bands with each backend, decode with OpenH264 and with
+//! ffmpeg, compare pixels.
 
 use framecast_core::{convert, ColorSpace, Frame, Matrix, Range, Yuv420Image, YuvLayout};
 use framecast_encode::decode::H264Decoder;
@@ -13,8 +14,16 @@ struct Encoded {
     sources: Vec<Vec<u8>>,
 }
 
-fn encode(kind: PatternKind, w: u32, h: u32, frames: u64, color: ColorSpace) -> Encoded {
+fn encode(
+    backend: &str,
+    kind: PatternKind,
+    w: u32,
+    h: u32,
+    frames: u64,
+    color: ColorSpace,
+) -> Encoded {
     let mut config = EncoderConfig::new(w, h);
+    config.backend = backend.into();
     config.color = color;
     let mut enc = Encoder::new(config.clone()).unwrap();
     let mut out = Encoded {
@@ -138,9 +147,9 @@ fn decode_ffmpeg(stream: &[u8], pix_fmt: &str) -> Vec<u8> {
     out.stdout
 }
 
-fn check(kind: PatternKind, w: u32, h: u32, color: ColorSpace) {
+fn check(backend: &str, kind: PatternKind, w: u32, h: u32, color: ColorSpace) {
     let frames = 20;
-    let enc = encode(kind, w, h, frames, color);
+    let enc = encode(backend, kind, w, h, frames, color);
     let pics = decode_openh264(&enc.stream);
     assert_eq!(
         pics.len() as u64,
@@ -155,7 +164,7 @@ fn check(kind: PatternKind, w: u32, h: u32, color: ColorSpace) {
     }
     assert!(
         worst >= 38.0,
-        "{kind:?} {w}x{h}: worst frame PSNR {worst:.2} dB < 38 dB at the default bitrate"
+        "{backend} {kind:?} {w}x{h}: worst frame PSNR {worst:.2} dB < 38 dB at the default bitrate"
     );
 
     // ffmpeg, an independent decoder, must produce the same pictures bit for bit.
@@ -219,27 +228,52 @@ fn check(kind: PatternKind, w: u32, h: u32, color: ColorSpace) {
 
 #[test]
 fn testcard_640x360() {
-    check(PatternKind::TestCard, 640, 360, ColorSpace::default());
+    check(
+        "openh264",
+        PatternKind::TestCard,
+        640,
+        360,
+        ColorSpace::default(),
+    );
 }
 
 #[test]
 fn testcard_1280x720() {
-    check(PatternKind::TestCard, 1280, 720, ColorSpace::default());
+    check(
+        "openh264",
+        PatternKind::TestCard,
+        1280,
+        720,
+        ColorSpace::default(),
+    );
 }
 
 #[test]
 fn bands_640x360() {
-    check(PatternKind::MovingBands, 640, 360, ColorSpace::default());
+    check(
+        "openh264",
+        PatternKind::MovingBands,
+        640,
+        360,
+        ColorSpace::default(),
+    );
 }
 
 #[test]
 fn bands_1280x720() {
-    check(PatternKind::MovingBands, 1280, 720, ColorSpace::default());
+    check(
+        "openh264",
+        PatternKind::MovingBands,
+        1280,
+        720,
+        ColorSpace::default(),
+    );
 }
 
 #[test]
 fn testcard_bt601_full_range() {
     check(
+        "openh264",
         PatternKind::TestCard,
         640,
         360,
@@ -250,9 +284,48 @@ fn testcard_bt601_full_range() {
 #[test]
 fn testcard_bt709_full_range() {
     check(
+        "openh264",
         PatternKind::TestCard,
         640,
         360,
         ColorSpace::new(Matrix::Bt709, Range::Full),
     );
+}
+
+#[cfg(feature = "x264")]
+mod x264 {
+    use super::*;
+
+    #[test]
+    fn testcard_640x360() {
+        check(
+            "x264",
+            PatternKind::TestCard,
+            640,
+            360,
+            ColorSpace::default(),
+        );
+    }
+
+    #[test]
+    fn bands_1280x720() {
+        check(
+            "x264",
+            PatternKind::MovingBands,
+            1280,
+            720,
+            ColorSpace::default(),
+        );
+    }
+
+    #[test]
+    fn testcard_bt601_full_range() {
+        check(
+            "x264",
+            PatternKind::TestCard,
+            640,
+            360,
+            ColorSpace::new(Matrix::Bt601, Range::Full),
+        );
+    }
 }
