@@ -19,14 +19,18 @@ pub struct BackendFrame<'a> {
     pub force_keyframe: bool,
 }
 
-/// Packed RGB formats a backend takes itself, skipping framecast's CPU conversion (e.g.
-/// VideoToolbox converts BGRA in the encoder and RGBA with `VTPixelTransferSession`).
+/// Frame formats a backend takes as they are, skipping framecast's CPU conversion or copy
+/// (e.g. VideoToolbox converts BGRA in the encoder and RGBA with `VTPixelTransferSession`;
+/// x264 reads NV12 planes in place).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RgbInput {
     /// Takes BGRA8.
     pub bgra8: bool,
     /// Takes RGBA8.
     pub rgba8: bool,
+    /// Takes NV12 frames of even size, read in place during `encode_rgb` (synchronous mode:
+    /// a pipelined encoder copies them into its own pictures as it must anyway).
+    pub nv12: bool,
 }
 
 impl RgbInput {
@@ -35,6 +39,7 @@ impl RgbInput {
         match format {
             PixelFormat::Bgra8 => self.bgra8,
             PixelFormat::Rgba8 => self.rgba8,
+            PixelFormat::Nv12 => self.nv12,
             _ => false,
         }
     }

@@ -12,7 +12,7 @@ use crate::{
     registry, BackpressurePolicy, DropReason, DroppedFrame, EncodeError, EncodeMode, EncoderConfig,
     EncoderEvent, SendOutcome,
 };
-use framecast_core::{convert, Frame, FrameError, Yuv420Image, YuvLayout};
+use framecast_core::{convert, Frame, FrameError, PixelFormat, Yuv420Image, YuvLayout};
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -283,7 +283,10 @@ impl Encoder {
                 if *closed {
                     return Err(EncodeError::Closed);
                 }
-                let direct = self.rgb.accepts(frame.format());
+                // NV12 in place only at even sizes (no padding row or column to add).
+                let direct = self.rgb.accepts(frame.format())
+                    && (frame.format() != PixelFormat::Nv12
+                        || (frame.width() % 2 == 0 && frame.height() % 2 == 0));
                 let t0 = Instant::now();
                 if !direct {
                     convert::to_yuv420(frame, color, image)?;
@@ -362,7 +365,9 @@ impl Encoder {
                 // Reserve a slot, convert outside the lock, then queue.
                 force |= std::mem::take(&mut s.pending_force);
                 s.busy += 1;
-                let direct = self.rgb.accepts(frame.format());
+                // Queued frames are copied either way: NV12 goes into a pooled picture.
+                let direct =
+                    self.rgb.accepts(frame.format()) && frame.format() != PixelFormat::Nv12;
                 let (pooled, rgb_buf) = if direct {
                     (None, s.rgb_pool.pop())
                 } else {
@@ -655,7 +660,7 @@ mod tests {
         fn rgb_input(&self) -> RgbInput {
             RgbInput {
                 bgra8: true,
-                rgba8: false,
+                ..RgbInput::default()
             }
         }
         fn encode_rgb(&mut self, f: BackendRgbFrame<'_>) -> Result<(), EncodeError> {

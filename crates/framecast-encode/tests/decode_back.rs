@@ -295,6 +295,59 @@ fn testcard_bt709_full_range() {
 #[cfg(feature = "x264")]
 mod x264 {
     use super::*;
+    use framecast_encode::{BackpressurePolicy, EncodeMode};
+
+    /// NV12 frames reach x264 in place (synchronous, even size) or through the encoder's copy
+    /// (pipelined; odd sizes, which need padding): every path decodes back to the frames
+    /// given, in order.
+    #[test]
+    fn nv12_frames_in_place_and_copied_decode_back() {
+        let pipelined = EncodeMode::Pipelined {
+            max_in_flight: 2,
+            policy: BackpressurePolicy::Block,
+        };
+        for (w, h, mode) in [
+            (640, 360, EncodeMode::Sync),
+            (640, 360, pipelined),
+            (33, 17, EncodeMode::Sync),
+        ] {
+            let mut config = EncoderConfig::new(w, h);
+            config.backend = "x264".into();
+            config.mode = mode;
+            let mut enc = Encoder::new(config).unwrap();
+            let (mut stream, mut inputs) = (Vec::new(), Vec::new());
+            let mut rgba = vec![0u8; (w * h * 4) as usize];
+            for i in 0..12u64 {
+                render_into(PatternKind::MovingBands, i, w, h, &mut rgba).unwrap();
+                let rgba_frame = Frame::rgba8(&rgba, w, h, w as usize * 4).unwrap();
+                let mut nv12 = Yuv420Image::new(w, h, YuvLayout::Nv12).unwrap();
+                convert::to_yuv420(&rgba_frame, ColorSpace::default(), &mut nv12).unwrap();
+                let mut i420 = Yuv420Image::new(w, h, YuvLayout::I420).unwrap();
+                convert::to_yuv420(&rgba_frame, ColorSpace::default(), &mut i420).unwrap();
+                inputs.push(i420);
+                let meta = FrameMeta {
+                    token: i,
+                    pts_ns: i as i64 * 33_333_333,
+                    force_keyframe: false,
+                };
+                let _ = enc.send_frame(&nv12.as_frame(), meta).unwrap();
+                while let Some(EncoderEvent::Packet(p)) = enc.receive().unwrap() {
+                    stream.extend_from_slice(&p.data);
+                }
+            }
+            for ev in enc.flush().unwrap() {
+                if let EncoderEvent::Packet(p) = ev {
+                    stream.extend_from_slice(&p.data);
+                }
+            }
+            let pics = decode_openh264(&stream);
+            assert_eq!(pics.len(), 12, "{w}x{h} {mode:?}");
+            for (i, (pic, input)) in pics.iter().zip(&inputs).enumerate() {
+                let psnr = yuv_psnr(pic, input);
+                assert!(psnr >= 38.0, "{w}x{h} {mode:?} frame {i}: {psnr:.2} dB");
+            }
+        }
+    }
 
     #[test]
     fn testcard_640x360() {

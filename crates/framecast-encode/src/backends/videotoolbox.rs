@@ -900,6 +900,7 @@ impl BackendEncoder for VideoToolboxBackend {
         RgbInput {
             bgra8: true,
             rgba8: true,
+            nv12: false,
         }
     }
 

@@ -7,11 +7,12 @@
 //! feature is off by default; `framecast doctor` says so).
 
 use crate::backend::{
-    Availability, BackendDescriptor, BackendEncoder, BackendFrame, RawAccessUnit, RawFormat,
+    Availability, BackendDescriptor, BackendEncoder, BackendFrame, BackendRgbFrame, RawAccessUnit,
+    RawFormat, RgbInput,
 };
 use crate::short_refs::RefBook;
 use crate::{EncodeError, EncoderConfig, ProfileHint, RateControl};
-use framecast_core::YuvLayout;
+use framecast_core::{Planes, YuvLayout};
 use framecast_h264::slice::RefReader;
 use framecast_x264_sys as ffi;
 use std::collections::VecDeque;
@@ -248,7 +249,43 @@ struct X264Backend {
     created_fps: f64,
 }
 
+/// One NV12 picture's planes, wherever they live.
+struct Nv12Planes<'a> {
+    y: &'a [u8],
+    y_stride: usize,
+    uv: &'a [u8],
+    uv_stride: usize,
+}
+
 impl X264Backend {
+    /// Submit one NV12 picture of the encoder's coded size.
+    fn encode_nv12(
+        &mut self,
+        planes: Nv12Planes<'_>,
+        token: u64,
+        force_keyframe: bool,
+    ) -> Result<(), EncodeError> {
+        let mut pic = ffi::x264_picture_t::default();
+        // SAFETY: pic is a valid picture struct to initialise.
+        unsafe { ffi::x264_picture_init(&mut pic) };
+        pic.img.i_csp = ffi::X264_CSP_NV12 as c_int;
+        pic.img.i_plane = 2;
+        pic.img.i_stride[0] = planes.y_stride as c_int;
+        pic.img.i_stride[1] = planes.uv_stride as c_int;
+        // x264 only reads the input planes.
+        pic.img.plane[0] = planes.y.as_ptr().cast_mut();
+        pic.img.plane[1] = planes.uv.as_ptr().cast_mut();
+        pic.i_type = if force_keyframe {
+            ffi::X264_TYPE_IDR
+        } else {
+            ffi::X264_TYPE_AUTO
+        } as c_int;
+        pic.i_pts = self.next_pts;
+        self.next_pts += 1;
+        pic.opaque = token as usize as *mut c_void;
+        self.encode_picture(Some(&mut pic))
+    }
+
     /// One `x264_encoder_encode` call (`None` flushes a delayed frame); queues what comes out.
     fn encode_picture(
         &mut self,
@@ -318,35 +355,43 @@ impl BackendEncoder for X264Backend {
 
     fn encode(&mut self, frame: BackendFrame<'_>) -> Result<(), EncodeError> {
         let image = frame.image;
-        let mut pic = ffi::x264_picture_t::default();
-        // SAFETY: pic is a valid picture struct to initialise.
-        unsafe { ffi::x264_picture_init(&mut pic) };
-        pic.img.i_csp = ffi::X264_CSP_NV12 as c_int;
-        pic.img.i_plane = 2;
-        pic.img.i_stride[0] = image.y_stride() as c_int;
-        pic.img.i_stride[1] = image.chroma_stride() as c_int;
-        // x264 only reads the input planes.
-        pic.img.plane[0] = image.y().as_ptr().cast_mut();
-        pic.img.plane[1] = image.uv().as_ptr().cast_mut();
-        pic.i_type = if frame.force_keyframe {
-            ffi::X264_TYPE_IDR
-        } else {
-            ffi::X264_TYPE_AUTO
-        } as c_int;
-        pic.i_pts = self.next_pts;
-        self.next_pts += 1;
-        pic.opaque = frame.token as usize as *mut c_void;
-        self.encode_picture(Some(&mut pic))
+        let planes = Nv12Planes {
+            y: image.y(),
+            y_stride: image.y_stride(),
+            uv: image.uv(),
+            uv_stride: image.chroma_stride(),
+        };
+        self.encode_nv12(planes, frame.token, frame.force_keyframe)
     }
 
-    fn held_frames(&self) -> usize {
-        // SAFETY: the encoder is open.
-        let n = unsafe { ffi::x264_encoder_maximum_delayed_frames(self.encoder.0.as_ptr()) };
-        n.max(0) as usize
+    fn rgb_input(&self) -> RgbInput {
+        RgbInput {
+            nv12: true,
+            ..RgbInput::default()
+        }
     }
 
-    fn frame_num_gaps(&self) -> bool {
-        self.refs.is_some()
+    fn encode_rgb(&mut self, frame: BackendRgbFrame<'_>) -> Result<(), EncodeError> {
+        // An NV12 frame of the encoder's (even) size: x264 copies it from where it is.
+        let Planes::Nv12 {
+            y,
+            y_stride,
+            uv,
+            uv_stride,
+        } = *frame.frame.planes()
+        else {
+            return Err(EncodeError::Contract {
+                backend: NAME,
+                message: format!("handed a {} frame in place", frame.frame.format().name()),
+            });
+        };
+        let planes = Nv12Planes {
+            y,
+            y_stride,
+            uv,
+            uv_stride,
+        };
+        self.encode_nv12(planes, frame.token, frame.force_keyframe)
     }
 
     fn poll(&mut self) -> Result<Option<RawAccessUnit>, EncodeError> {
@@ -359,6 +404,16 @@ impl BackendEncoder for X264Backend {
             self.encode_picture(None)?;
         }
         Ok(())
+    }
+
+    fn held_frames(&self) -> usize {
+        // SAFETY: the encoder is open.
+        let n = unsafe { ffi::x264_encoder_maximum_delayed_frames(self.encoder.0.as_ptr()) };
+        n.max(0) as usize
+    }
+
+    fn frame_num_gaps(&self) -> bool {
+        self.refs.is_some()
     }
 
     fn set_rate(&mut self, bitrate: u32, fps: f64) -> Result<bool, EncodeError> {
