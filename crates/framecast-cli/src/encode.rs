@@ -98,24 +98,22 @@ pub struct DemoArgs {
 /// The GPU-drawn scene as a frame source, or `None` after saying once why not.
 fn open_gpu_scene(w: u32, h: u32, frames: u64) -> Option<Box<dyn framecast_io::FrameSource>> {
     #[cfg(feature = "gpu")]
-    match crate::gpu_live::SceneSource::open(w, h, frames) {
-        Ok(s) => {
-            println!("Drawing and converting on the GPU: {}", s.adapter());
-            Some(Box::new(s))
-        }
-        Err(e) => {
-            eprintln!("note: --gpu: {e}; encoding the CPU scene");
-            None
-        }
+    {
+        use crate::gpu_live::{announce, SceneSource};
+        let opened = SceneSource::open(w, h, frames);
+        let doing = "Drawing and converting on the GPU";
+        announce(
+            opened,
+            doing,
+            SceneSource::adapter,
+            "encoding the CPU scene",
+        )
+        .map(|s| Box::new(s) as Box<dyn framecast_io::FrameSource>)
     }
     #[cfg(not(feature = "gpu"))]
     {
         let _ = (w, h, frames);
-        eprintln!(
-            "note: --gpu needs a build with GPU support (cargo build --release --features gpu); \
-             encoding the CPU scene"
-        );
-        None
+        crate::gpu_live::not_built("encoding the CPU scene")
     }
 }
 

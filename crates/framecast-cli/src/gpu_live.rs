@@ -22,25 +22,50 @@ pub fn open_if(
         return None;
     }
     #[cfg(feature = "gpu")]
-    match GpuLive::open(display, w, h) {
-        Ok(g) => {
-            println!("Converting on the GPU: {}", g.adapter());
-            Some(g)
-        }
-        Err(e) => {
-            eprintln!("note: --gpu: {e}; converting on the CPU");
-            None
-        }
+    {
+        let opened = GpuLive::open(display, w, h);
+        announce(
+            opened,
+            "Converting on the GPU",
+            GpuLive::adapter,
+            "converting on the CPU",
+        )
     }
     #[cfg(not(feature = "gpu"))]
     {
         let _ = (display, w, h);
-        eprintln!(
-            "note: --gpu needs a build with GPU support (cargo build --release --features gpu); \
-             converting on the CPU"
-        );
-        None
+        not_built("converting on the CPU")
     }
+}
+
+/// Say what `--gpu` got, once: `doing` on the adapter, or why not and the `fallback`.
+#[cfg(feature = "gpu")]
+pub fn announce<T>(
+    opened: Result<T, framecast_gpu::GpuError>,
+    doing: &str,
+    adapter: impl FnOnce(&T) -> &str,
+    fallback: &str,
+) -> Option<T> {
+    match opened {
+        Ok(g) => {
+            println!("{doing}: {}", adapter(&g));
+            Some(g)
+        }
+        Err(e) => {
+            eprintln!("note: --gpu: {e}; {fallback}");
+            None
+        }
+    }
+}
+
+/// Say that `--gpu` needs a GPU build, and the `fallback`.
+#[cfg(not(feature = "gpu"))]
+pub fn not_built<T>(fallback: &str) -> Option<T> {
+    eprintln!(
+        "note: --gpu needs a build with GPU support (cargo build --release --features gpu); \
+         {fallback}"
+    );
+    None
 }
 
 #[cfg(not(feature = "gpu"))]
