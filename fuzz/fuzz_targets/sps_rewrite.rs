@@ -1,6 +1,6 @@
 #![no_main]
-//! rewrite_sps never panics; whenever it succeeds, the output parses and says
-//! max_num_reorder_frames == 0 with the requested colour.
+//! rewrite_sps never panics; whenever it succeeds, the output parses and says the requested
+//! max_num_reorder_frames, frame_num gap flag and colour.
 
 use framecast_h264::sps::{SpsRewrite, parse_sps, rewrite_sps};
 use libfuzzer_sys::fuzz_target;
@@ -19,12 +19,23 @@ fuzz_target!(|data: &[u8]| {
         transfer_characteristics: p[5],
         matrix_coefficients: p[6],
         max_dec_frame_buffering: (p[0] & 4 != 0).then_some(u32::from(p[7] & 31)),
+        // B-frames: 0 (none) most of the time, up to 3 otherwise.
+        max_num_reorder_frames: u32::from((p[0] >> 3) & 3),
+        gaps_in_frame_num_allowed: match (p[0] >> 5) & 3 {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        },
     };
     if let Ok(out) = rewrite_sps(nal, &rewrite) {
         let info = parse_sps(&out).expect("rewritten SPS parses");
         let vui = info.vui.expect("rewritten SPS has a VUI");
         let b = vui.bitstream_restriction.expect("bitstream restriction present");
-        assert_eq!(b.max_num_reorder_frames, 0);
+        assert_eq!(b.max_num_reorder_frames, rewrite.max_num_reorder_frames);
+        assert!(b.max_dec_frame_buffering >= b.max_num_reorder_frames);
+        if let Some(gaps) = rewrite.gaps_in_frame_num_allowed {
+            assert_eq!(info.gaps_in_frame_num_allowed, gaps);
+        }
         let c = vui.colour.expect("colour description present");
         assert_eq!(
             (c.colour_primaries, c.transfer_characteristics, c.matrix_coefficients),

@@ -203,8 +203,8 @@ impl EncoderConfig {
     }
 
     /// Refuse the options a backend without presets, B-frames or intra refresh cannot honour,
-    /// naming the backend that can.
-    pub(crate) fn refuse_x264_only_options(&self, backend: &str) -> Result<(), EncodeError> {
+    /// naming the backend that can (for backends' `create`, in-tree or not).
+    pub fn refuse_x264_only_options(&self, backend: &str) -> Result<(), EncodeError> {
         let what = if self.preset.is_some() {
             "presets"
         } else if self.bframes > 0 {
