@@ -337,3 +337,128 @@ fn mp4_rejects_bad_input() {
     assert!(err.to_string().contains("timescale"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+/// A stream with B-frames (libx264 `-bf 2`), written in decode order with `write_sample_at`:
+/// ffprobe sees `has_b_frames`, a `ctts` box, presentation times that start at 0 (the edit
+/// list) and strictly increase, and every decoded frame equals the raw stream's decode.
+#[test]
+fn mp4_with_b_frames_presents_in_order_and_decodes_identically() {
+    if !common::have("ffmpeg") || !common::have("ffprobe") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.h264");
+    common::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=30",
+        "-frames:v",
+        "30",
+        "-c:v",
+        "libx264",
+        "-bf",
+        "2",
+        "-g",
+        "30",
+        "-pix_fmt",
+        "yuv420p",
+        "-x264-params",
+        "aud=1",
+        "-f",
+        "h264",
+        src.to_str().unwrap(),
+    ]);
+    let (aus, sps, pps) = access_units(&std::fs::read(&src).unwrap());
+    assert_eq!(aus.len(), 30);
+    // Presentation index of each access unit: ffprobe's frames come in presentation order,
+    // each naming the byte position of the access unit it came from (side data lines, such
+    // as x264's SEI, follow some frames: only numbers count).
+    let frames = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_frames",
+            "-show_entries",
+            "frame=pkt_pos",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(&src)
+        .output()
+        .unwrap();
+    let positions: Vec<u64> = String::from_utf8(frames.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(',').next()?.trim().parse().ok())
+        .collect();
+    assert_eq!(positions.len(), 30);
+    let mut sorted = positions.clone();
+    sorted.sort_unstable();
+    // Decode order is file order: the k-th access unit starts at the k-th smallest position.
+    let shown_at: Vec<usize> = sorted
+        .iter()
+        .map(|p| positions.iter().position(|q| q == p).unwrap())
+        .collect();
+    assert!(
+        shown_at.windows(2).any(|w| w[0] > w[1]),
+        "libx264 reordered nothing: {shown_at:?}"
+    );
+
+    let out = dir.path().join("b.mp4");
+    let config = Mp4Config {
+        width: 320,
+        height: 240,
+        timescale: 90_000,
+        avcc: avcc(&sps, &pps),
+        color: None,
+    };
+    let mut writer = Mp4Writer::create(&out, config).unwrap();
+    for (k, au) in aus.iter().enumerate() {
+        // dts = k frames; pts = the presentation index two frames later (depth 2 at most).
+        let (dts, pts) = (k as u64 * 3000, (shown_at[k] as u64 + 2) * 3000);
+        writer
+            .write_sample_at(&au.avcc, dts, pts, 3000, au.keyframe)
+            .unwrap();
+    }
+    writer.finish().unwrap();
+
+    let bytes = std::fs::read(&out).unwrap();
+    assert!(
+        bytes.windows(4).any(|w| w == b"ctts") && bytes.windows(4).any(|w| w == b"elst"),
+        "no ctts or elst box"
+    );
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_streams",
+            "-count_frames",
+            "-of",
+            "json",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let json = String::from_utf8(probe.stdout).unwrap();
+    assert_eq!(json_value(&json, "nb_read_frames"), "30");
+    assert_ne!(json_value(&json, "has_b_frames"), "0", "{json}");
+    let pts = Command::new("ffprobe")
+        .args(["-v", "error", "-show_frames", "-show_entries", "frame=pts"])
+        .args(["-of", "csv=p=0"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    // (Side data lines, such as x264's SEI, follow some frames: only numbers count.)
+    let pts: Vec<i64> = String::from_utf8(pts.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(',').next()?.trim().parse().ok())
+        .collect();
+    assert_eq!(pts.first(), Some(&0), "{pts:?}");
+    assert!(pts.windows(2).all(|w| w[0] < w[1]), "{pts:?}");
+
+    let from_h264 = decode_to_raw(&src, &dir.path().join("a.yuv"));
+    let from_mp4 = decode_to_raw(&out, &dir.path().join("b.yuv"));
+    assert_eq!(from_h264.len(), 30 * 320 * 240 * 3 / 2);
+    assert!(from_mp4 == from_h264, "decoded frames differ");
+}
