@@ -1,14 +1,31 @@
 //! `encode --gpu`: frames converted by the wgpu kernel encode and decode back to the input.
 #![cfg(feature = "gpu")]
 
+use std::path::Path;
 use std::process::Command;
+
+/// Run `framecast ARGS OUT` to completion; its stdout, or a panic with both streams.
+fn run_to(args: &[&str], out: &Path) -> String {
+    let run = Command::new(env!("CARGO_BIN_EXE_framecast"))
+        .args(args)
+        .arg(out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    stdout
+}
 
 #[test]
 fn gpu_conversion_encodes_the_test_card() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("gpu.mp4");
-    let run = Command::new(env!("CARGO_BIN_EXE_framecast"))
-        .args([
+    let stdout = run_to(
+        &[
             "encode",
             "--pattern",
             "testcard",
@@ -20,15 +37,8 @@ fn gpu_conversion_encodes_the_test_card() {
             "--psnr",
             "-q",
             "-o",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
+        ],
+        &out,
     );
     // "PSNR 48.31 dB (...)": the decode matches the CPU-converted input closely, which it can
     // only do if the GPU kernel used the same matrix, range and chroma siting.
@@ -187,17 +197,7 @@ fn demo_gpu_streams_the_shader_scene() {
 fn demo_to_a_file_encodes_the_gpu_scene() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("scene.mp4");
-    let run = Command::new(env!("CARGO_BIN_EXE_framecast"))
-        .args(["demo", "--gpu", "--seconds", "1", "-o"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let stdout = run_to(&["demo", "--gpu", "--seconds", "1", "-o"], &out);
     assert!(
         stdout.contains("Drawing and converting on the GPU"),
         "{stdout}"

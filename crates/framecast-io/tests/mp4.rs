@@ -338,6 +338,23 @@ fn mp4_rejects_bad_input() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
+/// One numeric field of every decoded frame of `file`, in presentation order (ffprobe's CSV;
+/// side data lines, such as x264's SEI, follow some frames: only numbers count).
+fn frame_field<T: std::str::FromStr>(file: &Path, field: &str) -> Vec<T> {
+    let entry = format!("frame={field}");
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_frames", "-show_entries", &entry])
+        .args(["-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(',').next()?.trim().parse().ok())
+        .collect()
+}
+
 /// A stream with B-frames (libx264 `-bf 2`), written in decode order with `write_sample_at`:
 /// ffprobe sees `has_b_frames`, a `ctts` box, presentation times that start at 0 (the edit
 /// list) and strictly increase, and every decoded frame equals the raw stream's decode.
@@ -372,25 +389,8 @@ fn mp4_with_b_frames_presents_in_order_and_decodes_identically() {
     let (aus, sps, pps) = access_units(&std::fs::read(&src).unwrap());
     assert_eq!(aus.len(), 30);
     // Presentation index of each access unit: ffprobe's frames come in presentation order,
-    // each naming the byte position of the access unit it came from (side data lines, such
-    // as x264's SEI, follow some frames: only numbers count).
-    let frames = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_frames",
-            "-show_entries",
-            "frame=pkt_pos",
-        ])
-        .args(["-of", "csv=p=0"])
-        .arg(&src)
-        .output()
-        .unwrap();
-    let positions: Vec<u64> = String::from_utf8(frames.stdout)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(',').next()?.trim().parse().ok())
-        .collect();
+    // each naming the byte position of the access unit it came from.
+    let positions: Vec<u64> = frame_field(&src, "pkt_pos");
     assert_eq!(positions.len(), 30);
     let mut sorted = positions.clone();
     sorted.sort_unstable();
@@ -442,18 +442,7 @@ fn mp4_with_b_frames_presents_in_order_and_decodes_identically() {
     let json = String::from_utf8(probe.stdout).unwrap();
     assert_eq!(json_value(&json, "nb_read_frames"), "30");
     assert_ne!(json_value(&json, "has_b_frames"), "0", "{json}");
-    let pts = Command::new("ffprobe")
-        .args(["-v", "error", "-show_frames", "-show_entries", "frame=pts"])
-        .args(["-of", "csv=p=0"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    // (Side data lines, such as x264's SEI, follow some frames: only numbers count.)
-    let pts: Vec<i64> = String::from_utf8(pts.stdout)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(',').next()?.trim().parse().ok())
-        .collect();
+    let pts: Vec<i64> = frame_field(&out, "pts");
     assert_eq!(pts.first(), Some(&0), "{pts:?}");
     assert!(pts.windows(2).all(|w| w[0] < w[1]), "{pts:?}");
 

@@ -424,40 +424,33 @@ fn apply_encoder_options(
         e.keyframe_interval = parse_num("gop", g)?;
     }
     let profile = c.option("profile").map(map_profile).transpose()?.flatten();
-    let profile_warning = profile.as_ref().and_then(|(_, w)| w.clone());
-    if let Some((hint, _)) = profile {
-        e.profile = hint;
+    if let Some(p) = &profile {
+        e.profile = p.hint;
     }
     if let Some(b) = c.option("max_b_frames") {
         // A maximum: FFmpeg's -bf, VideoToolbox's MaxFrameDelayCount. Negative means "default".
         let b: i64 = parse_num("max_b_frames", b)?;
         let reorders = framecast_encode::registry::find(&e.backend).is_ok_and(|d| d.bframes);
-        // Baseline and Constrained High have no B-frames.
-        let asked = c.option("profile").map(|p| p.trim().to_ascii_lowercase());
-        let forbids = asked.as_deref().is_some_and(|p| {
-            matches!(p, "612" | "constrained_high")
-                || e.profile == ProfileHint::ConstrainedBaseline && !matches!(p, "-99" | "")
-        });
         if b > 0 && !reorders {
             warnings.push(format!(
                 "max_b_frames={b}: the {} encoder produces no B-frames; encoding with 0",
                 e.backend
             ));
-        } else if b > 0 && forbids {
+        } else if let Some(p) = profile.as_ref().filter(|p| b > 0 && !p.b_frames) {
             warnings.push(format!(
                 "max_b_frames={b}: profile {} has no B-frames; encoding with 0",
-                asked.unwrap_or_default()
+                p.asked
             ));
         } else if b > 0 {
             // Like VideoToolbox, which reorders only in Main and High: no profile asked means
             // the encoder's best.
-            if e.profile == ProfileHint::ConstrainedBaseline {
+            if profile.is_none() {
                 e.profile = ProfileHint::High;
             }
             e.bframes = b.min(16) as u32;
         }
     }
-    warnings.extend(profile_warning);
+    warnings.extend(profile.and_then(|p| p.warning));
     if let Some(r) = c.option("realtime") {
         // OpenH264 always runs in real-time mode; accept the flag.
         let _ = parse_num::<i64>("realtime", r)?;
@@ -466,33 +459,62 @@ fn apply_encoder_options(
     Ok(())
 }
 
+/// A profile a client asked for, as this encoder will honour it.
+#[derive(Debug)]
+struct AskedProfile {
+    /// What was asked, as written (lower case).
+    asked: String,
+    /// The nearest profile the encoder produces.
+    hint: ProfileHint,
+    /// Said to the client when `hint` differs from what was asked.
+    warning: Option<String>,
+    /// The asked profile allows B-frames (not Baseline, Extended or Constrained High).
+    b_frames: bool,
+}
+
 /// An FFmpeg H.264 profile (`AV_PROFILE_H264_*` number or name) → the nearest profile the
-/// encoder produces (8-bit 4:2:0, no B-frames), with a warning when it differs. `None`: keep the
-/// default (FFmpeg's unset -99).
-fn map_profile(p: &str) -> Result<Option<(ProfileHint, Option<String>)>, ConfigureError> {
+/// encoder produces (8-bit 4:2:0), with a warning when it differs. `None`: keep the default
+/// (FFmpeg's unset -99).
+fn map_profile(p: &str) -> Result<Option<AskedProfile>, ConfigureError> {
     use ProfileHint::{ConstrainedBaseline, High, Main};
     let v = p.trim().to_ascii_lowercase();
-    let changed = |hint: ProfileHint, why: &str| Some((hint, Some(format!("profile {v}: {why}"))));
+    let asked = |hint: ProfileHint, b_frames: bool, why: Option<&str>| {
+        Some(AskedProfile {
+            asked: v.clone(),
+            hint,
+            warning: why.map(|why| format!("profile {v}: {why}")),
+            b_frames,
+        })
+    };
     Ok(match v.as_str() {
         "-99" | "" => None,
-        "66" | "578" | "baseline" | "constrained_baseline" => Some((ConstrainedBaseline, None)),
-        "77" | "main" => Some((Main, None)),
-        "100" | "high" => Some((High, None)),
+        "66" | "578" | "baseline" | "constrained_baseline" => {
+            asked(ConstrainedBaseline, false, None)
+        }
+        "77" | "main" => asked(Main, true, None),
+        "100" | "high" => asked(High, true, None),
         // Extended (88) decoders play Constrained Baseline; nothing here makes SP/SI slices.
-        "88" | "extended" => changed(
+        "88" | "extended" => asked(
             ConstrainedBaseline,
-            "encoding Constrained Baseline, which extended-profile decoders play",
+            false,
+            Some("encoding Constrained Baseline, which extended-profile decoders play"),
         ),
-        // Constrained High (100 | AV_PROFILE_H264_CONSTRAINED) is High without B-frames, which
-        // is what High is here.
-        "612" | "constrained_high" => changed(
+        // Constrained High (100 | AV_PROFILE_H264_CONSTRAINED) is High without B-frames.
+        "612" | "constrained_high" => asked(
             High,
-            "encoding High without B-frames (what constrained High allows), signalled as High",
+            false,
+            Some(
+                "encoding High without B-frames (what constrained High allows), signalled as High",
+            ),
         ),
         // 10-bit, 4:2:2, 4:4:4 and their intra variants.
         "110" | "2158" | "high10" | "high10_intra" | "122" | "2170" | "high422"
         | "high422_intra" | "244" | "2292" | "high444" | "high444_predictive" | "high444_intra"
-        | "44" | "cavlc444" => changed(High, "this encoder makes 8-bit 4:2:0 only; encoding High"),
+        | "44" | "cavlc444" => asked(
+            High,
+            true,
+            Some("this encoder makes 8-bit 4:2:0 only; encoding High"),
+        ),
         other => {
             return Err(unsupported(
                 format!("profile {other}"),
@@ -570,6 +592,39 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             extradata: Bytes::new(),
+        }
+    }
+
+    /// On a server whose backend reorders, `max_b_frames` is honoured where the asked profile
+    /// allows B-frames (High when none is asked) and refused, with a warning, where it does
+    /// not (Baseline, Extended, Constrained High).
+    #[cfg(feature = "x264")]
+    #[test]
+    fn b_frames_follow_the_asked_profile_on_a_reordering_backend() {
+        let caps = ServerCaps::probe(Some("x264"));
+        let parse = |opts: &[(&str, &str)]| {
+            let s = parse_configure(&configure(opts), "h264", &caps, 1 << 28).unwrap();
+            let e = s.encoder.unwrap();
+            (e.bframes, e.profile, s.warnings)
+        };
+        assert_eq!(
+            parse(&[("max_b_frames", "2")]),
+            (2, ProfileHint::High, vec![])
+        );
+        assert_eq!(
+            parse(&[("max_b_frames", "3"), ("profile", "77")]),
+            (3, ProfileHint::Main, vec![])
+        );
+        for profile in ["66", "88", "612"] {
+            let (bframes, _, warnings) = parse(&[("max_b_frames", "2"), ("profile", profile)]);
+            assert_eq!(bframes, 0, "profile {profile}");
+            assert!(
+                warnings[0]
+                    == format!(
+                        "max_b_frames=2: profile {profile} has no B-frames; encoding with 0"
+                    ),
+                "{warnings:?}"
+            );
         }
     }
 

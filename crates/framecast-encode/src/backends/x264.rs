@@ -208,7 +208,10 @@ fn create(config: &EncoderConfig) -> Result<Box<dyn BackendEncoder>, EncodeError
         _ => 1,
     };
     let recovery = config.recovery && reorder == 0 && actual.b_intra_refresh == 0;
+    // SAFETY: the encoder is open.
+    let held = unsafe { ffi::x264_encoder_maximum_delayed_frames(encoder.0.as_ptr()) };
     Ok(Box::new(X264Backend {
+        held: held.max(0) as usize,
         encoder,
         ready: VecDeque::with_capacity(1),
         next_pts: 0,
@@ -242,6 +245,9 @@ struct X264Backend {
     /// x264 timestamps are frame counts; tokens travel in the picture's `opaque`.
     next_pts: i64,
     reorder: u32,
+    /// Frames x264 may hold before their access units come out (lookahead, B-frames, frame
+    /// threads); fixed when the encoder opens.
+    held: usize,
     /// Recovery bookkeeping (recovery on, no B-frames, no intra refresh).
     refs: Option<(RefReader, RefBook)>,
     constant_qp: bool,
@@ -407,9 +413,7 @@ impl BackendEncoder for X264Backend {
     }
 
     fn held_frames(&self) -> usize {
-        // SAFETY: the encoder is open.
-        let n = unsafe { ffi::x264_encoder_maximum_delayed_frames(self.encoder.0.as_ptr()) };
-        n.max(0) as usize
+        self.held
     }
 
     fn frame_num_gaps(&self) -> bool {
