@@ -154,9 +154,11 @@ describe("framecast viewer against framecast serve", { skip }, () => {
   it("a viewer that stops acknowledging is recovered with a P-frame: no IDR for anyone, WebCodecs keeps decoding", async () => {
     const metrics = async () => (await fetch(`${base}/streams/default/metrics`)).json();
     const [a, b] = [await newPage(browser), await newPage(browser)];
+    // B joins only once A is displaying, so B is the newest viewer the server knows (its
+    // metrics list viewers by id; two pages loading at once connect in either order).
     await a.goto(`${base}/`);
-    await b.goto(`${base}/`);
     await waitFrames(a, 15);
+    await b.goto(`${base}/`);
     await waitFrames(b, 15);
     // Both pages share one encoder group: the only IDRs so far are the joins'.
     const m0 = await metrics();
