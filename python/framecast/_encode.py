@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from typing_extensions import Self
 
 from . import _native
@@ -43,7 +45,10 @@ class Encoder:
     * ``remote="host:port"``: encode on a VTR1 server (a Mac's VideoToolbox through
       ``vtremoted``, or ``framecast remote serve``) with the same contract; ``token`` is its
       shared secret, ``compression`` the frame compression on the wire (``"none"``,
-      ``"lz4"``, ``"zstd"``).
+      ``"lz4"``, ``"zstd"``). Several servers (a list, or ``"a:5555,b:5555"``) make a pool:
+      the session goes to the first that takes it, passing over busy, refusing and dead
+      ones (:attr:`backend` names the one chosen); :class:`RemoteError` lists every attempt
+      when none does.
     """
 
     def __init__(
@@ -61,7 +66,7 @@ class Encoder:
         max_in_flight_frames: int = 0,
         drop_policy: str = "block",
         pixel_format: str | None = None,
-        remote: str | None = None,
+        remote: str | Sequence[str] | None = None,
         token: str | None = None,
         compression: str = "lz4",
         timeout: float = 10.0,
@@ -80,7 +85,7 @@ class Encoder:
             max_in_flight_frames=max_in_flight_frames,
             drop_policy=drop_policy,
             pixel_format=pixel_format,
-            remote=remote,
+            remote=remote if remote is None or isinstance(remote, str) else ",".join(remote),
             token=token,
             compression=compression,
             timeout=timeout,

@@ -13,7 +13,8 @@ use crate::frames::HostView;
 use crate::runtime::runtime;
 use framecast_core::ColorSpace;
 use framecast_encode::{EncoderConfig, FrameMeta, OutputFormat, PacketTimings};
-use framecast_remote::client::{run_stream, Client, ClientOptions, Credit, RunError, StreamStats};
+use framecast_remote::client::{run_stream, ClientOptions, Credit, RunError, StreamStats};
+use framecast_remote::failover::{Established, Failover, ServerPool};
 use framecast_remote::planes::FramePlanes;
 use framecast_remote::wire::{pix_fmt, Configure, FrameMsg, Message, FLAG_KEYFRAME};
 use framecast_remote::Compression;
@@ -104,11 +105,16 @@ impl RemoteEncoder {
         let window = s.window;
         let (in_tx, in_rx) = mpsc::channel::<Message>(window.max(1));
         let (out_tx, out_rx) = mpsc::unbounded_channel::<Message>();
-        let (ack, task) = py
+        let (ack, task, server) = py
             .detach(|| {
                 runtime().block_on(async {
-                    let mut client = Client::connect(addr.as_str(), opts).await?;
-                    let ack = client.configure(cfg).await?;
+                    let pool = ServerPool::parse(&addr, Failover::default())?;
+                    let Established {
+                        client,
+                        ack,
+                        server,
+                        ..
+                    } = pool.establish(&opts, |_| cfg.clone()).await?;
                     let task = tokio::spawn(run_stream(
                         client,
                         in_rx,
@@ -119,12 +125,12 @@ impl RemoteEncoder {
                             Ok::<(), Infallible>(())
                         },
                     ));
-                    Ok::<_, framecast_remote::RemoteError>((ack, task))
+                    Ok::<_, framecast_remote::RemoteError>((ack, task, server))
                 })
             })
             .map_err(|e| RemoteError::new_err(format!("remote encoder {}: {e}", s.addr)))?;
         Ok(RemoteEncoder {
-            addr: s.addr,
+            addr: server,
             input: Some(in_tx),
             output: out_rx,
             task: Some(task),

@@ -106,3 +106,27 @@ def test_an_unreachable_server_is_a_remote_error():
     with pytest.raises(framecast.RemoteError):
         enc = framecast.Encoder(W, H, remote=f"127.0.0.1:{_free_port()}", timeout=2)
         enc.encode(make_card())
+
+
+def test_a_pool_passes_over_dead_and_refusing_servers(server):
+    """A list of servers is a pool: the session goes to the first one that takes it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    # The fixture's server refuses a wrong token; the same server with the right one takes it.
+    # As a list, and as one comma-separated string.
+    for remote in ([dead, server], f"{dead},{server}"):
+        enc = framecast.Encoder(W, H, fps=30, remote=remote, token=TOKEN)
+        assert enc.backend == f"remote:{server}"
+        frames = [make_card(t=t) for t in range(3)]
+        packets = [p for i, f in enumerate(frames) for p in enc.encode(f, pts_ns=i * 33_333_333)]
+        packets += enc.flush()
+        decoded = decode_h264(b"".join(p.data for p in packets))
+        assert len(decoded) == 3
+        assert psnr(decoded[-1], frames[-1]) > 30
+    # The dead address may come back, so the pool goes round three times (the default).
+    with pytest.raises(
+        framecast.RemoteError, match=r"no VTR1 server took the session \(6 attempts\)"
+    ) as e:
+        framecast.Encoder(W, H, remote=[dead, server], token="wrong", timeout=2)
+    assert dead in str(e.value) and "authentication failed" in str(e.value)

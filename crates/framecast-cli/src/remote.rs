@@ -10,11 +10,14 @@ use clap::{Args, Subcommand};
 use framecast_core::{ColorSpace, Frame, PixelFormat};
 use framecast_encode::{EncodedPacket, OutputFormat, PacketTimings};
 use framecast_io::{FrameSource, Y4mWriter};
-use framecast_remote::client::{run_stream, Client, ClientOptions, Credit, RunError, StreamStats};
+use framecast_remote::client::{run_stream, ClientOptions, Credit, RunError, StreamStats};
 use framecast_remote::compress::decompress_plane;
+use framecast_remote::failover::{Established, Failover, ServerPool};
 use framecast_remote::planes::FramePlanes;
 use framecast_remote::server::{Server, ServerConfig, ServerError};
-use framecast_remote::wire::{pix_fmt, Configure, FrameMsg, Message, PacketMsg, FLAG_KEYFRAME};
+use framecast_remote::wire::{
+    pix_fmt, Configure, FrameMsg, HelloAck, Message, PacketMsg, FLAG_KEYFRAME,
+};
 use framecast_remote::{Compression, RemoteError};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -71,9 +74,14 @@ struct ServeArgs {
 
 #[derive(Args, Debug)]
 struct ConnectArgs {
-    /// Server address.
-    #[arg(long, value_name = "HOST:PORT")]
-    server: String,
+    /// Server address; several (repeat the flag, or separate with commas) make a pool: the
+    /// session goes to the first that takes it, passing over BUSY, refusing and dead servers.
+    #[arg(long, value_name = "HOST:PORT", required = true, value_delimiter = ',')]
+    server: Vec<String>,
+    /// Rounds over the pool while every server is busy or unreachable (with a doubling
+    /// backoff from 0.25 s).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    rounds: u32,
     #[command(flatten)]
     token: crate::args::TokenArgs,
     /// FRAME plane compression on the wire.
@@ -212,15 +220,37 @@ fn remote_fail(e: RemoteError, server: &str) -> Failure {
     }
 }
 
-async fn connect(c: &ConnectArgs) -> Result<Client, Failure> {
+/// Connect and configure on the first server of `--server` that takes the session;
+/// `configure` builds CONFIGURE from that server's HELLO_ACK. Returns the session and the
+/// address that took it (for later error messages).
+async fn establish(
+    c: &ConnectArgs,
+    configure: impl Fn(&HelloAck) -> Configure,
+) -> Result<(Established, String), Failure> {
     let opts = ClientOptions {
         token: c.token.load()?.unwrap_or_default(),
         timeout: secs(c.timeout, "--timeout")?,
         ..ClientOptions::default()
     };
-    Client::connect(c.server.as_str(), opts)
+    let all = c.server.join(",");
+    let failover = Failover {
+        rounds: c.rounds,
+        ..Failover::default()
+    };
+    let pool =
+        ServerPool::new(c.server.iter().cloned(), failover).map_err(|e| remote_fail(e, &all))?;
+    let e = pool
+        .establish(&opts, configure)
         .await
-        .map_err(|e| remote_fail(e, &c.server))
+        .map_err(|e| remote_fail(e, &all))?;
+    for skipped in &e.passed_over {
+        eprintln!(
+            "framecast remote: passed over {}: {}",
+            skipped.server, skipped.error
+        );
+    }
+    let server = e.server.clone();
+    Ok((e, server))
 }
 
 fn summary(what: &str, frames: u64, bytes: u64, out: &Path, s: &StreamStats) {
@@ -373,33 +403,34 @@ async fn encode(a: EncodeArgs) -> Result<(), Failure> {
         (Some(n), Some(m)) => Some(n.min(m)),
         (n, m) => n.or(m),
     };
-    let server = a.connect.server.clone();
-    let mut client = connect(&a.connect).await?;
     let first = source.next_frame().code(exit::INPUT)?;
-    let bgra = first
+    let src_bgra = first
         .as_ref()
-        .is_some_and(|f| f.format() == PixelFormat::Bgra8)
-        && client.hello_ack().has("pixfmt.bgra");
-    let pix = if bgra { pix_fmt::BGRA } else { pix_fmt::NV12 };
-    let mut cfg = configure_msg("encode", (w, h), pix, fps, Bytes::new());
-    cfg.set_option(
-        "wire_compression",
-        a.connect.compression.wire_value().to_string(),
-    );
-    if let Some(b) = a.bitrate {
-        cfg.set_option("bitrate", b.to_string());
-    }
-    if let Some(k) = a.keyint {
-        cfg.set_option("gop", k.to_string());
-    }
-    // framecast converts with BT.709 limited range; say so.
-    for key in ["colorspace", "color_primaries", "color_trc", "color_range"] {
-        cfg.set_option(key, "1");
-    }
-    let ack = client
-        .configure(cfg)
-        .await
-        .map_err(|e| remote_fail(e, &server))?;
+        .is_some_and(|f| f.format() == PixelFormat::Bgra8);
+    let compression = a.connect.compression.wire_value().to_string();
+    let (Established { client, ack, .. }, server) = establish(&a.connect, |hello| {
+        let pix = if src_bgra && hello.has("pixfmt.bgra") {
+            pix_fmt::BGRA
+        } else {
+            pix_fmt::NV12
+        };
+        let mut cfg = configure_msg("encode", (w, h), pix, fps, Bytes::new());
+        cfg.set_option("wire_compression", compression.clone());
+        if let Some(b) = a.bitrate {
+            cfg.set_option("bitrate", b.to_string());
+        }
+        if let Some(k) = a.keyint {
+            cfg.set_option("gop", k.to_string());
+        }
+        // framecast converts with BT.709 limited range; say so.
+        for key in ["colorspace", "color_primaries", "color_trc", "color_range"] {
+            cfg.set_option(key, "1");
+        }
+        cfg
+    })
+    .await?;
+    // What the chosen server was asked for.
+    let bgra = src_bgra && client.hello_ack().has("pixfmt.bgra");
     let mut sink = PacketSink::create(&a.output, container, (w, h), fps, &ack.extradata)?;
 
     let window = a.connect.window.max(1);
@@ -562,18 +593,15 @@ async fn decode(a: DecodeArgs) -> Result<(), Failure> {
         .code(exit::USAGE);
     }
     let (aus, extradata, (w, h)) = read_h264(&a.input)?;
-    let server = a.connect.server.clone();
-    let mut client = connect(&a.connect).await?;
     let fps = fps_ratio(a.fps);
-    let mut cfg = configure_msg("decode", (w, h), pix_fmt::NV12, fps, Bytes::from(extradata));
-    cfg.set_option(
-        "wire_compression",
-        a.connect.compression.wire_value().to_string(),
-    );
-    client
-        .configure(cfg)
-        .await
-        .map_err(|e| remote_fail(e, &server))?;
+    let compression = a.connect.compression.wire_value().to_string();
+    let extradata = Bytes::from(extradata);
+    let (Established { client, .. }, server) = establish(&a.connect, |_| {
+        let mut cfg = configure_msg("decode", (w, h), pix_fmt::NV12, fps, extradata.clone());
+        cfg.set_option("wire_compression", compression.clone());
+        cfg
+    })
+    .await?;
     let mut sink = Y4mSink {
         writer: Y4mWriter::create(&a.output, fps).code(exit::OUTPUT)?,
         compression: a.connect.compression,
@@ -603,35 +631,28 @@ async fn decode(a: DecodeArgs) -> Result<(), Failure> {
 async fn transcode(a: TranscodeArgs) -> Result<(), Failure> {
     let container = Container::from_path(&a.output).code(exit::USAGE)?;
     let (aus, extradata, (w, h)) = read_h264(&a.input)?;
-    let server = a.connect.server.clone();
-    let mut client = connect(&a.connect).await?;
     let fps = fps_ratio(a.fps);
-    let ack_credit = client.hello_ack().has("packet_ack.v1");
-    let mut cfg = configure_msg(
-        "transcode",
-        (w, h),
-        pix_fmt::NV12,
-        fps,
-        Bytes::from(extradata),
-    );
     let (ow, oh) = a.size.unwrap_or((w, h));
-    if a.size.is_some() {
-        cfg.set_option("out_width", ow.to_string());
-        cfg.set_option("out_height", oh.to_string());
-    }
-    if let Some(b) = a.bitrate {
-        cfg.set_option("bitrate", b.to_string());
-    }
-    if let Some(k) = a.keyint {
-        cfg.set_option("gop", k.to_string());
-    }
-    if ack_credit {
-        cfg.set_option("packet_ack.v1", "1");
-    }
-    let ack = client
-        .configure(cfg)
-        .await
-        .map_err(|e| remote_fail(e, &server))?;
+    let extradata = Bytes::from(extradata);
+    let (Established { client, ack, .. }, server) = establish(&a.connect, |hello| {
+        let mut cfg = configure_msg("transcode", (w, h), pix_fmt::NV12, fps, extradata.clone());
+        if a.size.is_some() {
+            cfg.set_option("out_width", ow.to_string());
+            cfg.set_option("out_height", oh.to_string());
+        }
+        if let Some(b) = a.bitrate {
+            cfg.set_option("bitrate", b.to_string());
+        }
+        if let Some(k) = a.keyint {
+            cfg.set_option("gop", k.to_string());
+        }
+        if hello.has("packet_ack.v1") {
+            cfg.set_option("packet_ack.v1", "1");
+        }
+        cfg
+    })
+    .await?;
+    let ack_credit = client.hello_ack().has("packet_ack.v1");
     let mut sink = PacketSink::create(&a.output, container, (ow, oh), fps, &ack.extradata)?;
     let bar = frame_progress(Some(aus.len() as u64), !a.connect.quiet);
     let rx = packets_channel(aus, a.connect.window);

@@ -359,3 +359,61 @@ fn failures_have_clear_errors_and_exit_codes() {
         "y4m",
     );
 }
+
+#[test]
+fn a_pool_of_servers_passes_over_dead_and_refusing_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pool.mp4");
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = free.local_addr().unwrap().to_string();
+    drop(free);
+    let other_token = dir.path().join("other");
+    std::fs::write(&other_token, "another\n").unwrap();
+    let refusing = serve(&["--token-file", other_token.to_str().unwrap()]);
+    let good = serve(&[]);
+    // Comma-separated and repeated flags both add to the pool, in order.
+    let pool = format!("{dead},{}", refusing.addr);
+    let r = ok(&[
+        "remote",
+        "encode",
+        "--server",
+        &pool,
+        "--server",
+        &good.addr,
+        "--pattern",
+        "testcard",
+        "--size",
+        "320x240",
+        "--frames",
+        "5",
+        "-q",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let passed: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("passed over"))
+        .collect();
+    assert_eq!(passed.len(), 2, "{}", r.stderr);
+    assert!(passed[0].contains(&dead), "{}", passed[0]);
+    assert!(passed[1].contains(&refusing.addr), "{}", passed[1]);
+    assert_eq!(ffprobe(&out), "h264,320,240,5");
+    // No server takes it: one error line naming each attempt.
+    fails(
+        &[
+            "remote",
+            "encode",
+            "--server",
+            &format!("{dead},{}", refusing.addr),
+            "--rounds",
+            "1",
+            "--pattern",
+            "testcard",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        5,
+        "no VTR1 server took the session (2 attempts)",
+    );
+}

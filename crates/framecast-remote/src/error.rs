@@ -406,6 +406,31 @@ pub enum RemoteError {
     /// Encoding or decoding failed.
     #[error("codec: {0}")]
     Codec(#[from] framecast_encode::EncodeError),
+    /// No server of a [`crate::failover::ServerPool`] took the session.
+    #[error("no VTR1 server took the session ({} attempts): {}", attempts.len(), ServerAttempt::list(attempts))]
+    NoServer {
+        /// Each server tried, in order, with why it was passed over.
+        attempts: Vec<ServerAttempt>,
+    },
+}
+
+/// One server a [`crate::failover::ServerPool`] tried and passed over.
+#[derive(Debug)]
+pub struct ServerAttempt {
+    /// Its address.
+    pub server: String,
+    /// Why it did not take the session.
+    pub error: Box<RemoteError>,
+}
+
+impl ServerAttempt {
+    fn list(attempts: &[ServerAttempt]) -> String {
+        attempts
+            .iter()
+            .map(|a| format!("{}: {}", a.server, a.error))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 impl RemoteError {

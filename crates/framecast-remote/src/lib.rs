@@ -17,6 +17,8 @@
 //!   timestamp rules), no sockets; [`timing`]: its encode times in constant space.
 //! * [`server`] and [`client`]: thin tokio shells around the sessions (sockets, the session
 //!   limit, the media thread).
+//! * [`failover`]: a pool of servers; the session goes to the first that takes it (BUSY,
+//!   refusals and dead addresses are passed over).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), framecast_remote::RemoteError> {
@@ -47,6 +49,7 @@ pub mod client_session;
 mod codes;
 pub mod compress;
 mod error;
+pub mod failover;
 pub mod media;
 pub mod planes;
 pub mod server;
@@ -57,5 +60,6 @@ pub mod wire;
 
 pub use compress::Compression;
 pub use error::{
-    CompressionError, ConfigureError, PlaneError, RemoteError, SessionFailure, WireError,
+    CompressionError, ConfigureError, PlaneError, RemoteError, ServerAttempt, SessionFailure,
+    WireError,
 };
