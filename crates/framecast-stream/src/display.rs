@@ -4,6 +4,7 @@ use crate::error::StreamError;
 use crate::hub::{Hub, DEFAULT_STREAM};
 use crate::session::{EncoderSettings, FrameTags, InputEvent, StreamMetrics, TransportPolicy};
 use crate::stream::{lock, Cmd, StreamShared};
+use crate::tap::{PacketTap, TapOptions};
 use crate::worker::SharedFrame;
 use framecast_core::{Frame, OwnedFrame, PixelFormat};
 use serde_json::Value;
@@ -232,6 +233,14 @@ impl Display {
                 .await;
         });
         Ok(())
+    }
+
+    /// The stream's encoded H.264 in process, for a fan-out sink (see [`PacketTap`]): joins
+    /// the stream as a viewer that never holds the others back.
+    pub async fn tap(&self, opts: TapOptions) -> Result<PacketTap, StreamError> {
+        self.check_open()?;
+        let id = self.hub.next_viewer.fetch_add(1, Ordering::Relaxed);
+        PacketTap::join(&self.shared, id, opts).await
     }
 
     /// Counters of the stream (same as `GET /streams/<name>/metrics`).

@@ -79,6 +79,7 @@ pub mod protocol;
 mod server;
 pub mod session;
 mod stream;
+mod tap;
 mod tcp_info;
 #[cfg(feature = "gpu")]
 mod texture;
@@ -95,4 +96,5 @@ pub use session::{
     Action, EncoderSettings, FrameTags, GroupKind, ImageFormat, InputEvent, ResizePolicy,
     StreamCore, StreamMetrics, StreamSnapshot, TransportPolicy,
 };
+pub use tap::{PacketTap, TapOptions, TappedFrame};
 pub use worker::SharedFrame;
