@@ -4,6 +4,7 @@ mod args;
 mod bench;
 mod doctor;
 mod encode;
+mod fanout;
 mod gpu_live;
 mod output;
 mod psnr;

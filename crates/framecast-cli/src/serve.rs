@@ -69,6 +69,8 @@ pub struct LiveArgs {
     /// with `--features gpu` and an adapter; without either, says so once and uses the CPU.
     #[arg(long)]
     gpu: bool,
+    #[command(flatten)]
+    fanout: crate::fanout::FanoutArgs,
 }
 
 /// Arguments of `framecast demo`.
@@ -157,6 +159,7 @@ fn configs(
 struct Live {
     display: BlockingDisplay,
     stop: Arc<AtomicBool>,
+    fanout: Option<crate::fanout::Fanout>,
 }
 
 impl Live {
@@ -164,20 +167,24 @@ impl Live {
         server: ServerConfig,
         stream: StreamConfig,
         name: Option<&str>,
-        open: bool,
+        live: &LiveArgs,
     ) -> Result<Live, Failure> {
         let display = BlockingDisplay::serve_named(server, name, stream).code(exit::OUTPUT)?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        if let Some(handle) = display.handle() {
-            handle.spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    flag.store(true, Ordering::SeqCst);
-                }
-            });
-        }
+        let handle = display
+            .handle()
+            .ok_or_else(|| anyhow!("the server's runtime is gone"))
+            .code(exit::OUTPUT)?;
+        handle.spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                flag.store(true, Ordering::SeqCst);
+            }
+        });
         let url = display.url();
         println!("Serving at {url}  (Ctrl-C to stop)");
+        let fanout = crate::fanout::Fanout::start(&live.fanout, display.display(), handle)?;
+        let open = live.open;
         if open {
             let opener = if cfg!(target_os = "macos") {
                 "open"
@@ -188,15 +195,22 @@ impl Live {
                 eprintln!("warning: could not run {opener}: {e}");
             }
         }
-        Ok(Live { display, stop })
+        Ok(Live {
+            display,
+            stop,
+            fanout: Some(fanout),
+        })
     }
 
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
     }
 
-    fn finish(self) {
+    fn finish(mut self) {
         println!("Shutting down.");
+        if let Some(f) = self.fanout.take() {
+            f.finish();
+        }
         self.display.close();
     }
 }
@@ -349,7 +363,7 @@ pub fn demo(a: DemoArgs) -> Result<(), Failure> {
     }
     let (w, h) = a.live.size.unwrap_or((1280, 720));
     let (server, stream) = configs(&a.live, (w, h), true)?;
-    let live = Live::start(server, stream, None, a.live.open)?;
+    let live = Live::start(server, stream, None, &a.live)?;
     let d = live.display.display().clone();
     let mut gpu = crate::gpu_live::open_if(a.live.gpu, &d, w, h);
     let default = if gpu.is_some() { GPU_SCENE } else { "testcard" };
@@ -449,7 +463,7 @@ pub fn serve(a: ServeArgs) -> Result<(), Failure> {
         let kind: PatternKind = name.parse().code(exit::USAGE)?;
         let (w, h) = a.live.size.unwrap_or((1280, 720));
         let (server, stream) = configs(&a.live, (w, h), false)?;
-        let live = Live::start(server, stream, a.name.as_deref(), a.live.open)?;
+        let live = Live::start(server, stream, a.name.as_deref(), &a.live)?;
         let d = live.display.display().clone();
         let mut gpu = crate::gpu_live::open_if(a.live.gpu, &d, w, h);
         let period = Duration::from_secs_f64(1.0 / a.live.fps);
@@ -500,7 +514,7 @@ pub fn serve(a: ServeArgs) -> Result<(), Failure> {
     let mut live_args = a.live.clone();
     live_args.fps = fps;
     let (server, stream) = configs(&live_args, (w, h), false)?;
-    let live = Live::start(server, stream, a.name.as_deref(), a.live.open)?;
+    let live = Live::start(server, stream, a.name.as_deref(), &a.live)?;
     let d = live.display.display().clone();
     let mut gpu = crate::gpu_live::open_if(a.live.gpu, &d, w, h);
     let period = Duration::from_secs_f64(1.0 / fps);

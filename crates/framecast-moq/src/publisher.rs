@@ -155,6 +155,11 @@ impl MoqPublisher {
         *self.state.borrow()
     }
 
+    /// The state as it changes (each change once): for an application's own status line.
+    pub fn states(&self) -> watch::Receiver<PublishState> {
+        self.state.clone()
+    }
+
     /// Wait until the state is `want` (or the publisher stops).
     pub async fn wait_for(&self, want: PublishState) -> PublishState {
         let mut rx = self.state.clone();
@@ -281,15 +286,8 @@ impl Run {
             self.stats
                 .state_changes
                 .store(self.log.changes(), Ordering::Relaxed);
-            match s {
-                PublishState::Connected => {
-                    tracing::info!(target = %self.target, "MoQ relay {s}")
-                }
-                PublishState::Connecting | PublishState::Stopped => {
-                    tracing::info!(target = %self.target, "MoQ publisher {s}")
-                }
-                _ => tracing::warn!(target = %self.target, "MoQ relay {s}"),
-            }
+            // Info level: applications show changes through `MoqPublisher::states`.
+            tracing::info!(target = %self.target, "MoQ publisher {s}");
             self.state.send_replace(s);
         }
     }

@@ -1,0 +1,93 @@
+//! `--publish-moq` on `serve` and `demo`: hand the live stream to fan-out infrastructure
+//! (a Media over QUIC relay) next to the local viewers.
+
+use crate::{exit, Failure, WithCode};
+use anyhow::anyhow;
+use clap::Args;
+use framecast_moq::{MoqOptions, MoqPublisher, MoqTarget, PublishState};
+use framecast_stream::{Display, TapOptions};
+use std::time::Duration;
+use tokio::runtime::Handle;
+
+/// Where else the stream goes.
+#[derive(Args, Debug, Clone)]
+pub struct FanoutArgs {
+    /// Also publish the stream's H.264 (no second encode) to a Media over QUIC relay
+    /// (moq-relay) as the broadcast named by the URL's last segment, e.g.
+    /// https://relay:4443/lab. Browsers watch through the relay (WebTransport + WebCodecs);
+    /// the relay never slows local viewers, and a dead relay is redialled with backoff.
+    #[arg(long, value_name = "URL")]
+    publish_moq: Option<String>,
+    /// Trust the relay's certificate by its SHA-256 fingerprint (hex; moq-relay serves it at
+    /// http://relay:port/certificate.sha256). Repeatable. Default: the system roots.
+    #[arg(long, value_name = "HEX", requires = "publish_moq")]
+    moq_fingerprint: Vec<String>,
+    /// Accept any relay certificate (testing only).
+    #[arg(long, requires = "publish_moq")]
+    moq_insecure: bool,
+    /// Seconds between the IDRs asked for the relay (its late joiners start at one; local
+    /// viewers get them too).
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    publish_keyframe_interval: f64,
+}
+
+/// The running publishers of one live stream.
+pub struct Fanout {
+    moq: Option<MoqPublisher>,
+    handle: Handle,
+}
+
+impl Fanout {
+    /// Start what `args` asks for on `display` (on the display's runtime).
+    pub fn start(args: &FanoutArgs, display: &Display, handle: Handle) -> Result<Fanout, Failure> {
+        let mut fanout = Fanout { moq: None, handle };
+        let Some(url) = &args.publish_moq else {
+            return Ok(fanout);
+        };
+        let every = args.publish_keyframe_interval;
+        if !(every.is_finite() && every > 0.0) {
+            return Err(anyhow!(
+                "--publish-keyframe-interval must be a positive number of seconds, not {every}"
+            ))
+            .code(exit::USAGE);
+        }
+        let target: MoqTarget = url.parse().code(exit::USAGE)?;
+        let opts = MoqOptions {
+            fingerprints: args.moq_fingerprint.clone(),
+            insecure: args.moq_insecure,
+            tap: TapOptions {
+                keyframe_interval: Some(Duration::from_secs_f64(every)),
+                ..TapOptions::default()
+            },
+            ..MoqOptions::default()
+        };
+        let publisher = fanout
+            .handle
+            .block_on(MoqPublisher::start(display, target.clone(), opts))
+            .code(exit::OUTPUT)?;
+        println!(
+            "Publishing to the MoQ relay {} as broadcast {:?}",
+            target.connect, target.broadcast
+        );
+        // One line per state change (the publisher reports each change once).
+        let mut states = publisher.states();
+        fanout.handle.spawn(async move {
+            while states.changed().await.is_ok() {
+                let s = *states.borrow_and_update();
+                eprintln!("MoQ relay {target}: {s}");
+                if s == PublishState::Stopped {
+                    break;
+                }
+            }
+        });
+        fanout.moq = Some(publisher);
+        Ok(fanout)
+    }
+
+    /// Stop publishing (the relay sees the broadcast end).
+    pub fn finish(self) {
+        if let Some(p) = self.moq {
+            self.handle.block_on(p.stop());
+        }
+    }
+}
