@@ -18,6 +18,9 @@
 #   the target interpreter, and the extension has no macOS-only code of its own.
 #   framecast-x264-sys is always left out too: it links the host's libx264 through pkg-config,
 #   which refuses to describe another target (the x264 feature is off by default anyway).
+#   framecast-moq is left out as well: its QUIC stack's TLS (rustls with ring) compiles C and
+#   assembly in its build script, which needs a compiler for the Apple target; the crate has no
+#   platform code (the CLI's `moq` feature, on by default, is off here with the defaults).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,7 +66,7 @@ else
 fi
 
 # --- features ----------------------------------------------------------------------------------
-FRAMECAST_MACOS_CHECK_EXCLUDE="framecast-py framecast-x264-sys ${FRAMECAST_MACOS_CHECK_EXCLUDE:-}"
+FRAMECAST_MACOS_CHECK_EXCLUDE="framecast-py framecast-x264-sys framecast-moq ${FRAMECAST_MACOS_CHECK_EXCLUDE:-}"
 exclude=()
 for pkg in $FRAMECAST_MACOS_CHECK_EXCLUDE; do
   exclude+=(--exclude "$pkg")

@@ -95,9 +95,20 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo clippy (all targets, all features, -D warnings)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
+# moq-relay, the Media over QUIC relay the MoQ tests publish through (two of them clustered on
+# loopback), built from crates.io once into .tools/ (cached; CI's clean clone builds it).
+MOQ_RELAY_VERSION=0.17.8
+MOQ_RELAY="$PWD/.tools/moq-relay/bin/moq-relay"
+if ! "$MOQ_RELAY" --version 2>/dev/null | grep -qx "moq-relay $MOQ_RELAY_VERSION"; then
+  step "cargo install --locked moq-relay $MOQ_RELAY_VERSION (into .tools/moq-relay, once)"
+  cargo install --locked --quiet moq-relay --version "$MOQ_RELAY_VERSION" --root .tools/moq-relay
+fi
+export MOQ_RELAY
+
 step "cargo test (workspace, all features)"
-# nasm was installed above, so the build must have OpenH264's assembly (a test checks the binary).
-FRAMECAST_REQUIRE_ASM=1 cargo test --workspace --all-features --locked
+# nasm was installed above, so the build must have OpenH264's assembly (a test checks the binary);
+# moq-relay too, so the relay tests run rather than skip.
+FRAMECAST_REQUIRE_ASM=1 FRAMECAST_REQUIRE_MOQ_RELAY=1 cargo test --workspace --all-features --locked
 
 # The Python tests (remote encoding) and the browser tests drive the framecast binary built
 # here (same features as the tests above, so no rebuild).

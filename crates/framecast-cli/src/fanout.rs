@@ -4,9 +4,9 @@
 use crate::{exit, Failure, WithCode};
 use anyhow::anyhow;
 use clap::Args;
+#[cfg(feature = "moq")]
 use framecast_moq::{MoqOptions, MoqPublisher, MoqTarget, PublishState};
-use framecast_stream::{Display, TapOptions};
-use std::time::Duration;
+use framecast_stream::Display;
 use tokio::runtime::Handle;
 
 /// Where else the stream goes.
@@ -33,6 +33,7 @@ pub struct FanoutArgs {
 
 /// The running publishers of one live stream.
 pub struct Fanout {
+    #[cfg(feature = "moq")]
     moq: Option<MoqPublisher>,
     handle: Handle,
 }
@@ -40,10 +41,6 @@ pub struct Fanout {
 impl Fanout {
     /// Start what `args` asks for on `display` (on the display's runtime).
     pub fn start(args: &FanoutArgs, display: &Display, handle: Handle) -> Result<Fanout, Failure> {
-        let mut fanout = Fanout { moq: None, handle };
-        let Some(url) = &args.publish_moq else {
-            return Ok(fanout);
-        };
         let every = args.publish_keyframe_interval;
         if !(every.is_finite() && every > 0.0) {
             return Err(anyhow!(
@@ -51,43 +48,72 @@ impl Fanout {
             ))
             .code(exit::USAGE);
         }
-        let target: MoqTarget = url.parse().code(exit::USAGE)?;
-        let opts = MoqOptions {
-            fingerprints: args.moq_fingerprint.clone(),
-            insecure: args.moq_insecure,
-            tap: TapOptions {
-                keyframe_interval: Some(Duration::from_secs_f64(every)),
-                ..TapOptions::default()
-            },
-            ..MoqOptions::default()
+        #[cfg(feature = "moq")]
+        let moq = match &args.publish_moq {
+            Some(url) => Some(start_moq(args, url, every, display, &handle)?),
+            None => None,
         };
-        let publisher = fanout
-            .handle
-            .block_on(MoqPublisher::start(display, target.clone(), opts))
-            .code(exit::OUTPUT)?;
-        println!(
-            "Publishing to the MoQ relay {} as broadcast {:?}",
-            target.connect, target.broadcast
-        );
-        // One line per state change (the publisher reports each change once).
-        let mut states = publisher.states();
-        fanout.handle.spawn(async move {
-            while states.changed().await.is_ok() {
-                let s = *states.borrow_and_update();
-                eprintln!("MoQ relay {target}: {s}");
-                if s == PublishState::Stopped {
-                    break;
-                }
-            }
-        });
-        fanout.moq = Some(publisher);
-        Ok(fanout)
+        #[cfg(not(feature = "moq"))]
+        if args.publish_moq.is_some() {
+            let _ = display;
+            return Err(anyhow!(
+                "--publish-moq needs a framecast built with the `moq` feature (on by default)"
+            ))
+            .code(exit::USAGE);
+        }
+        Ok(Fanout {
+            #[cfg(feature = "moq")]
+            moq,
+            handle,
+        })
     }
 
     /// Stop publishing (the relay sees the broadcast end).
     pub fn finish(self) {
+        #[cfg(feature = "moq")]
         if let Some(p) = self.moq {
             self.handle.block_on(p.stop());
         }
+        let _ = self.handle;
     }
+}
+
+/// `--publish-moq URL`: tap the stream and publish it, printing each relay state change.
+#[cfg(feature = "moq")]
+fn start_moq(
+    args: &FanoutArgs,
+    url: &str,
+    every: f64,
+    display: &Display,
+    handle: &Handle,
+) -> Result<MoqPublisher, Failure> {
+    let target: MoqTarget = url.parse().code(exit::USAGE)?;
+    let opts = MoqOptions {
+        fingerprints: args.moq_fingerprint.clone(),
+        insecure: args.moq_insecure,
+        tap: framecast_stream::TapOptions {
+            keyframe_interval: Some(std::time::Duration::from_secs_f64(every)),
+            ..framecast_stream::TapOptions::default()
+        },
+        ..MoqOptions::default()
+    };
+    let publisher = handle
+        .block_on(MoqPublisher::start(display, target.clone(), opts))
+        .code(exit::OUTPUT)?;
+    println!(
+        "Publishing to the MoQ relay {} as broadcast {:?}",
+        target.connect, target.broadcast
+    );
+    // One line per state change (the publisher reports each change once).
+    let mut states = publisher.states();
+    handle.spawn(async move {
+        while states.changed().await.is_ok() {
+            let s = *states.borrow_and_update();
+            eprintln!("MoQ relay {target}: {s}");
+            if s == PublishState::Stopped {
+                break;
+            }
+        }
+    });
+    Ok(publisher)
 }

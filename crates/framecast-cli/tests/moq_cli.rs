@@ -1,6 +1,7 @@
 //! `framecast serve --publish-moq`: the CLI publishes to one `moq-relay`; a subscriber on a
 //! second, clustered relay decodes the test card. Uses the relay harness of framecast-moq's
 //! own tests.
+#![cfg(feature = "moq")]
 
 #[path = "../../framecast-moq/tests/common/mod.rs"]
 mod moq;
