@@ -117,7 +117,7 @@ cargo build -q -p framecast-cli --all-features --locked
 # than compiling everything again optimised (MATURIN_PEP517_ARGS reaches maturin through pip).
 step "Python package: pip install ./python, then pytest"
 MATURIN_PEP517_ARGS="--profile dev" .venv/bin/pip install -q ./python
-FRAMECAST_BIN="$PWD/target/debug/framecast" .venv/bin/pytest -q python/tests
+FRAMECAST_REQUIRE_MOQ_RELAY=1 FRAMECAST_BIN="$PWD/target/debug/framecast" .venv/bin/pytest -q python/tests
 step "Python package: the .pyi stubs match the extension (stubtest), types check (mypy)"
 (cd /tmp && "$OLDPWD/.venv/bin/python" -m mypy.stubtest framecast._native)
 .venv/bin/python -m mypy python/framecast

@@ -25,6 +25,7 @@ this machine can do.
 from ._cudalibs import preload_nvrtc as _preload_nvrtc
 from ._display import Display, Server, serve, serve_server
 from ._encode import DroppedFrame, EncodedPacket, Encoder, Writer
+from ._fanout import MoqPublisher
 from ._native import ClosedError, CudaConverter, EncoderError, RemoteError, __version__, to_nv12
 from ._native import doctor as _doctor
 
@@ -46,6 +47,7 @@ __all__ = [
     "EncodedPacket",
     "Encoder",
     "EncoderError",
+    "MoqPublisher",
     "RemoteError",
     "Server",
     "Writer",

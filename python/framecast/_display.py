@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 from . import _native
+from ._fanout import MoqPublisher
 
 __all__ = ["Display", "Server", "serve", "serve_server"]
 
@@ -182,6 +183,34 @@ class Display(_Closable):
         """Counters of the stream: frames, per-group encode times, per-viewer fps, RTT and
         drops (the ``/streams/<name>/metrics`` document); None once closed."""
         return self._native.metrics()
+
+    def publish_moq(
+        self,
+        url: str,
+        *,
+        fingerprint: str | Sequence[str] | None = None,
+        insecure: bool = False,
+        keyframe_interval: float = 2.0,
+    ) -> MoqPublisher:
+        """Also publish this stream to a Media over QUIC relay (``moq-relay``), for audiences
+        one machine cannot serve: ``url`` is ``https://relay:4443/<name>`` and its last segment
+        names the broadcast. The H.264 the local viewers get is published as it is (no second
+        encode); browsers watch through the relay over WebTransport.
+
+        ``fingerprint``: trust a self-signed relay certificate by its SHA-256 (hex; moq-relay
+        serves it at ``http://relay:port/certificate.sha256``), one or several.
+        ``insecure``: accept any certificate (testing only). ``keyframe_interval``: seconds
+        between the IDRs asked for the relay (late subscribers start at one).
+        """
+        if isinstance(fingerprint, str):
+            fingerprint = [fingerprint]
+        native = self._native.publish_moq(
+            url,
+            fingerprint=None if fingerprint is None else list(fingerprint),
+            insecure=insecure,
+            keyframe_interval=keyframe_interval,
+        )
+        return MoqPublisher(native)
 
     def widget(self, **options: Any) -> Any:
         """A Jupyter widget showing this stream, with input coming back to

@@ -16,6 +16,7 @@ __all__ = [
     "EncodedPacket",
     "Encoder",
     "EncoderError",
+    "MoqPublisher",
     "RemoteError",
     "Server",
     "Writer",
@@ -207,7 +208,26 @@ class Display:
     @property
     def target_size(self) -> tuple[int, int] | None: ...
     def clock(self) -> tuple[int, int]: ...
+    def publish_moq(
+        self,
+        url: str,
+        *,
+        fingerprint: list[str] | None = None,
+        insecure: bool = False,
+        keyframe_interval: float = 2.0,
+    ) -> MoqPublisher: ...
     def close(self) -> None: ...
+
+@final
+class MoqPublisher:
+    @property
+    def state(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def frames(self) -> int: ...
+    def wait_connected(self, timeout: float) -> bool: ...
+    def stop(self) -> None: ...
 
 @final
 class Server:

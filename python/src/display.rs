@@ -368,6 +368,26 @@ impl NativeDisplay {
         }
     }
 
+    /// Publish this stream to a Media over QUIC relay (see `Display.publish_moq`).
+    #[pyo3(signature = (url, *, fingerprint = None, insecure = false, keyframe_interval = 2.0))]
+    fn publish_moq(
+        &self,
+        py: Python<'_>,
+        url: &str,
+        fingerprint: Option<Vec<String>>,
+        insecure: bool,
+        keyframe_interval: f64,
+    ) -> PyResult<crate::moq::NativeMoqPublisher> {
+        crate::moq::start(
+            py,
+            &self.display,
+            url,
+            fingerprint.unwrap_or_default(),
+            insecure,
+            keyframe_interval,
+        )
+    }
+
     /// Close this stream (its viewers get 1001); CUDA frames in flight are delivered first.
     fn close(&self, py: Python<'_>) {
         if let Some(mut p) = self.cuda(py).take() {
