@@ -60,6 +60,11 @@ pub(crate) enum Cmd {
         id: ViewerId,
         sample: TransportSample,
     },
+    /// A tap's own transport estimate of what it can carry.
+    RateCap {
+        id: ViewerId,
+        bps: Option<u32>,
+    },
     EncodeDone {
         group: GroupId,
         job: u64,
@@ -291,6 +296,7 @@ impl StreamTask {
             }
             Cmd::Text { id, text } => self.core.handle_text(id, &text, now),
             Cmd::Transport { id, sample } => self.core.transport_sample(id, sample, now),
+            Cmd::RateCap { id, bps } => self.core.rate_cap(id, bps, now),
             Cmd::Leave { id } => {
                 self.viewers.remove(&id);
                 self.core.remove_viewer(id, now);

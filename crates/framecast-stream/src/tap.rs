@@ -145,6 +145,14 @@ impl PacketTap {
         }
     }
 
+    /// Cap the bitrate the stream sends this tap at what its sink's transport estimates it
+    /// can carry (a WebRTC SFU's REMB/TWCC estimate); `None` lifts it. With congestion
+    /// control on (the default), the tap's encoder group follows it, or the tap moves to a
+    /// lower tier of its own, so the local viewers are not pulled down with it.
+    pub fn set_rate_cap(&self, bps: Option<u32>) {
+        let _ = self.cmd.try_send(Cmd::RateCap { id: self.id, bps });
+    }
+
     /// Ask the stream for an IDR now (a new subscriber far away, a consumer that lost data).
     pub fn request_keyframe(&mut self, reason: &str) {
         self.requested = Some(Instant::now());

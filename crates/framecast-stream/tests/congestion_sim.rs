@@ -443,3 +443,31 @@ fn a_loss_burst_halves_the_rate_and_it_recovers() {
     s.run(Duration::from_secs(10));
     assert_eq!(s.group_rate(1), (FULL, 30.0));
 }
+
+/// A sink whose own transport reports a low estimate (a WHIP tap under an SFU's REMB/TWCC)
+/// on a fast local path: the cap holds its target down, it gets a tier of its own, and the
+/// local viewer stays at full quality; lifting the cap brings it back.
+#[test]
+fn an_external_rate_cap_moves_the_sink_to_its_own_tier_not_the_viewers() {
+    let mut s = Sim::new(true);
+    s.add(1, 50.0, 10);
+    s.add(2, 50.0, 10);
+    s.run(Duration::from_secs(3));
+    assert_eq!(s.video_groups(), 1);
+    let now = s.now;
+    s.core.rate_cap(2, Some(1_000_000), now);
+    s.drain();
+    s.run(Duration::from_secs(8));
+    assert_eq!(s.video_groups(), 2, "the capped sink has a tier of its own");
+    assert_eq!(
+        s.group_rate(1),
+        (FULL, 30.0),
+        "the local viewer keeps full quality"
+    );
+    assert!(s.group_rate(2).0 <= 1_000_000, "{:?}", s.group_rate(2));
+    let now = s.now;
+    s.core.rate_cap(2, None, now);
+    s.drain();
+    s.run(Duration::from_secs(20));
+    assert_eq!(s.video_groups(), 1, "back in one group");
+}

@@ -144,6 +144,9 @@ pub struct Controller {
     delayed_since: Option<Duration>,
     decreases: u64,
     increases: u64,
+    /// A rate the viewer's own transport reports it can carry (a WebRTC SFU's bandwidth
+    /// estimate for a WHIP sink): the target never exceeds it.
+    external_cap: Option<u32>,
 }
 
 impl Controller {
@@ -176,7 +179,14 @@ impl Controller {
             delayed_since: None,
             decreases: 0,
             increases: 0,
+            external_cap: None,
         }
+    }
+
+    /// Cap the bitrate target at a rate the viewer's transport estimates for itself (`None`
+    /// lifts it). It applies only while congestion control is on.
+    pub fn set_external_cap(&mut self, bps: Option<u32>) {
+        self.external_cap = bps;
     }
 
     /// The targets in force.
@@ -184,8 +194,9 @@ impl Controller {
         if !self.enabled {
             return self.max;
         }
+        let own = self.bitrate.round() as u32;
         Targets {
-            bitrate: self.bitrate.round() as u32,
+            bitrate: self.external_cap.map_or(own, |cap| own.min(cap)),
             fps: self.max.fps * FPS_STEPS[self.fps_step],
             window: self.window,
         }

@@ -862,6 +862,18 @@ impl StreamCore {
         }
     }
 
+    /// The viewer's own transport estimates what it can carry (a WebRTC SFU's REMB/TWCC
+    /// estimate for a WHIP sink): its bitrate target stays at or below `bps` (`None` lifts
+    /// the cap). Congestion control then treats it like any slow viewer: its group follows,
+    /// or it moves to a tier of its own when it is far below the others.
+    pub fn rate_cap(&mut self, viewer: ViewerId, bps: Option<u32>, now: Duration) {
+        let Some(v) = self.viewers.get_mut(&viewer) else {
+            return;
+        };
+        v.cc.set_external_cap(bps);
+        self.retune(now);
+    }
+
     /// What the kernel says about a viewer's TCP connection (the shell reads `TCP_INFO`
     /// after sends). Feeds its congestion controller.
     pub fn transport_sample(&mut self, viewer: ViewerId, sample: TransportSample, now: Duration) {
