@@ -21,6 +21,8 @@
 #   framecast-moq is left out as well: its QUIC stack's TLS (rustls with ring) compiles C and
 #   assembly in its build script, which needs a compiler for the Apple target; the crate has no
 #   platform code (the CLI's `moq` feature, on by default, is off here with the defaults).
+#   framecast-whip likewise: its HTTPS client's rustls uses aws-lc (C); the CLI's `whip`
+#   feature is off here with the defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,7 +68,7 @@ else
 fi
 
 # --- features ----------------------------------------------------------------------------------
-FRAMECAST_MACOS_CHECK_EXCLUDE="framecast-py framecast-x264-sys framecast-moq ${FRAMECAST_MACOS_CHECK_EXCLUDE:-}"
+FRAMECAST_MACOS_CHECK_EXCLUDE="framecast-py framecast-x264-sys framecast-moq framecast-whip ${FRAMECAST_MACOS_CHECK_EXCLUDE:-}"
 exclude=()
 for pkg in $FRAMECAST_MACOS_CHECK_EXCLUDE; do
   exclude+=(--exclude "$pkg")

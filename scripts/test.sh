@@ -76,13 +76,14 @@ python3 scripts/check-structure.py
 # Python tools in .venv/: ruff and mypy (its stubtest checks _native.pyi against the built
 # extension), the Python package's test dependencies, and JupyterLab + anywidget for the
 # widget's browser test.
+# aiortc: a WebRTC stack of its own, the WHIP endpoint of the WHIP tests.
 if [ ! -x .venv/bin/ruff ] ||
-   ! .venv/bin/python -c 'import pytest, av, websockets, PIL, mypy, jupyterlab, anywidget' 2>/dev/null; then
-  step "creating .venv (ruff, mypy, pytest, PyAV, websockets, Pillow, JupyterLab, anywidget)"
+   ! .venv/bin/python -c 'import pytest, av, websockets, PIL, mypy, jupyterlab, anywidget, aiortc' 2>/dev/null; then
+  step "creating .venv (ruff, mypy, pytest, PyAV, websockets, Pillow, JupyterLab, anywidget, aiortc)"
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q ruff==0.17.6 mypy "pytest>=7" "av>=12" "websockets>=12" "pillow>=9" \
-    "numpy>=1.21" jupyterlab "anywidget>=0.9"
+    "numpy>=1.21" jupyterlab "anywidget>=0.9" "aiortc>=1.9"
 fi
 step "ruff (Python code)"
 .venv/bin/ruff check scripts python

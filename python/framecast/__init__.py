@@ -25,7 +25,7 @@ this machine can do.
 from ._cudalibs import preload_nvrtc as _preload_nvrtc
 from ._display import Display, Server, serve, serve_server
 from ._encode import DroppedFrame, EncodedPacket, Encoder, Writer
-from ._fanout import MoqPublisher
+from ._fanout import MoqPublisher, WhipPublisher
 from ._native import ClosedError, CudaConverter, EncoderError, RemoteError, __version__, to_nv12
 from ._native import doctor as _doctor
 
@@ -50,6 +50,7 @@ __all__ = [
     "MoqPublisher",
     "RemoteError",
     "Server",
+    "WhipPublisher",
     "Writer",
     "__version__",
     "doctor",

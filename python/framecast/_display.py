@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 from . import _native
-from ._fanout import MoqPublisher
+from ._fanout import MoqPublisher, WhipPublisher
 
 __all__ = ["Display", "Server", "serve", "serve_server"]
 
@@ -211,6 +211,23 @@ class Display(_Closable):
             keyframe_interval=keyframe_interval,
         )
         return MoqPublisher(native)
+
+    def publish_whip(
+        self, url: str, *, token: str | None = None, follow_estimate: bool = True
+    ) -> WhipPublisher:
+        """Also push this stream to a WebRTC SFU's WHIP endpoint (RFC 9725: LiveKit,
+        Cloudflare, mediamtx, Janus front-ends) as one sendonly H.264 track, the H.264 the
+        local viewers get (no second encode).
+
+        ``token``: the endpoint's bearer token. ``follow_estimate``: cap the rate sent to the
+        SFU at its bandwidth estimate (TWCC/REMB); the stream's congestion control moves the
+        SFU to a tier of its own rather than lowering the local viewers. The SFU's keyframe
+        requests (PLI/FIR) reach the encoder. An endpoint that refuses the offer (a wrong
+        token) raises ``OSError``; one not reachable yet is retried in the background.
+        """
+        return WhipPublisher(
+            self._native.publish_whip(url, token=token, follow_estimate=follow_estimate)
+        )
 
     def widget(self, **options: Any) -> Any:
         """A Jupyter widget showing this stream, with input coming back to

@@ -16,7 +16,7 @@ __all__ = [
     "EncodedPacket",
     "Encoder",
     "EncoderError",
-    "MoqPublisher",
+    "Publisher",
     "RemoteError",
     "Server",
     "Writer",
@@ -215,11 +215,14 @@ class Display:
         fingerprint: list[str] | None = None,
         insecure: bool = False,
         keyframe_interval: float = 2.0,
-    ) -> MoqPublisher: ...
+    ) -> Publisher: ...
+    def publish_whip(
+        self, url: str, *, token: str | None = None, follow_estimate: bool = True
+    ) -> Publisher: ...
     def close(self) -> None: ...
 
 @final
-class MoqPublisher:
+class Publisher:
     @property
     def state(self) -> str: ...
     @property

@@ -377,8 +377,8 @@ impl NativeDisplay {
         fingerprint: Option<Vec<String>>,
         insecure: bool,
         keyframe_interval: f64,
-    ) -> PyResult<crate::moq::NativeMoqPublisher> {
-        crate::moq::start(
+    ) -> PyResult<crate::fanout::NativePublisher> {
+        crate::fanout::start_moq(
             py,
             &self.display,
             url,
@@ -386,6 +386,18 @@ impl NativeDisplay {
             insecure,
             keyframe_interval,
         )
+    }
+
+    /// Push this stream to a WHIP endpoint (see `Display.publish_whip`).
+    #[pyo3(signature = (url, *, token = None, follow_estimate = true))]
+    fn publish_whip(
+        &self,
+        py: Python<'_>,
+        url: &str,
+        token: Option<String>,
+        follow_estimate: bool,
+    ) -> PyResult<crate::fanout::NativePublisher> {
+        crate::fanout::start_whip(py, &self.display, url, token, follow_estimate)
     }
 
     /// Close this stream (its viewers get 1001); CUDA frames in flight are delivered first.

@@ -15,8 +15,8 @@ mod display;
 mod doctor;
 mod encoder;
 mod errors;
+mod fanout;
 mod frames;
-mod moq;
 mod remote;
 mod runtime;
 mod settings;
@@ -36,7 +36,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<encoder::DroppedFrame>()?;
     m.add_class::<writer::NativeWriter>()?;
     m.add_class::<cuda_class::NativeCudaConverter>()?;
-    m.add_class::<moq::NativeMoqPublisher>()?;
+    m.add_class::<fanout::NativePublisher>()?;
     m.add_function(wrap_pyfunction!(doctor::doctor, m)?)?;
     m.add_function(wrap_pyfunction!(convert::to_nv12, m)?)?;
     m.add_function(wrap_pyfunction!(assets::viewer_file, m)?)?;

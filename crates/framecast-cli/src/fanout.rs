@@ -1,12 +1,16 @@
-//! `--publish-moq` on `serve` and `demo`: hand the live stream to fan-out infrastructure
-//! (a Media over QUIC relay) next to the local viewers.
+//! `--publish-moq` and `--publish-whip` on `serve` and `demo`: hand the live stream to
+//! fan-out infrastructure (a Media over QUIC relay, a WebRTC SFU) next to the local viewers.
 
 use crate::{exit, Failure, WithCode};
 use anyhow::anyhow;
 use clap::Args;
 #[cfg(feature = "moq")]
-use framecast_moq::{MoqOptions, MoqPublisher, MoqTarget, PublishState};
+use framecast_moq::{MoqOptions, MoqPublisher, MoqTarget};
 use framecast_stream::Display;
+#[cfg(any(feature = "moq", feature = "whip"))]
+use framecast_stream::PublishState;
+#[cfg(feature = "whip")]
+use framecast_whip::{WhipOptions, WhipPublisher};
 use tokio::runtime::Handle;
 
 /// Where else the stream goes.
@@ -29,12 +33,22 @@ pub struct FanoutArgs {
     /// viewers get them too).
     #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
     publish_keyframe_interval: f64,
+    /// Also push the stream's H.264 to a WebRTC SFU's WHIP endpoint (RFC 9725: LiveKit,
+    /// Cloudflare, mediamtx, ...). Its keyframe requests (PLI/FIR) reach the encoder and its
+    /// bandwidth estimate caps what it is sent; a lost session is set up again with backoff.
+    #[arg(long, value_name = "URL")]
+    publish_whip: Option<String>,
+    /// Bearer token for the WHIP endpoint.
+    #[arg(long, value_name = "TOKEN", requires = "publish_whip")]
+    whip_token: Option<String>,
 }
 
 /// The running publishers of one live stream.
 pub struct Fanout {
     #[cfg(feature = "moq")]
     moq: Option<MoqPublisher>,
+    #[cfg(feature = "whip")]
+    whip: Option<WhipPublisher>,
     handle: Handle,
 }
 
@@ -55,15 +69,29 @@ impl Fanout {
         };
         #[cfg(not(feature = "moq"))]
         if args.publish_moq.is_some() {
-            let _ = display;
             return Err(anyhow!(
                 "--publish-moq needs a framecast built with the `moq` feature (on by default)"
             ))
             .code(exit::USAGE);
         }
+        #[cfg(feature = "whip")]
+        let whip = match &args.publish_whip {
+            Some(url) => Some(start_whip(args, url, display, &handle)?),
+            None => None,
+        };
+        #[cfg(not(feature = "whip"))]
+        if args.publish_whip.is_some() {
+            return Err(anyhow!(
+                "--publish-whip needs a framecast built with the `whip` feature (on by default)"
+            ))
+            .code(exit::USAGE);
+        }
+        let _ = display;
         Ok(Fanout {
             #[cfg(feature = "moq")]
             moq,
+            #[cfg(feature = "whip")]
+            whip,
             handle,
         })
     }
@@ -72,6 +100,10 @@ impl Fanout {
     pub fn finish(self) {
         #[cfg(feature = "moq")]
         if let Some(p) = self.moq {
+            self.handle.block_on(p.stop());
+        }
+        #[cfg(feature = "whip")]
+        if let Some(p) = self.whip {
             self.handle.block_on(p.stop());
         }
         let _ = self.handle;
@@ -104,16 +136,46 @@ fn start_moq(
         "Publishing to the MoQ relay {} as broadcast {:?}",
         target.connect, target.broadcast
     );
-    // One line per state change (the publisher reports each change once).
-    let mut states = publisher.states();
+    print_states(handle, publisher.states(), format!("MoQ relay {target}"));
+    Ok(publisher)
+}
+
+/// `--publish-whip URL`: tap the stream and push it, printing each session state change.
+#[cfg(feature = "whip")]
+fn start_whip(
+    args: &FanoutArgs,
+    url: &str,
+    display: &Display,
+    handle: &Handle,
+) -> Result<WhipPublisher, Failure> {
+    let opts = WhipOptions {
+        token: args.whip_token.clone(),
+        ..WhipOptions::default()
+    };
+    let publisher = handle
+        .block_on(WhipPublisher::start(display, url, opts))
+        .code(exit::OUTPUT)?;
+    println!("Publishing to the WHIP endpoint {url}");
+    print_states(handle, publisher.states(), format!("WHIP endpoint {url}"));
+    Ok(publisher)
+}
+
+/// One stderr line per state change of a publisher (each change is reported once).
+#[cfg(any(feature = "moq", feature = "whip"))]
+fn print_states(
+    handle: &Handle,
+    mut states: tokio::sync::watch::Receiver<PublishState>,
+    what: String,
+) {
+    // The state it starts in counts as a change to print.
+    states.mark_changed();
     handle.spawn(async move {
         while states.changed().await.is_ok() {
             let s = *states.borrow_and_update();
-            eprintln!("MoQ relay {target}: {s}");
+            eprintln!("{what}: {s}");
             if s == PublishState::Stopped {
                 break;
             }
         }
     });
-    Ok(publisher)
 }

@@ -9,7 +9,6 @@
 //! Browsers watch through the relay over WebTransport with WebCodecs.
 //!
 //! * [`MoqTarget`] (pure): `https://relay:4443/[scope/]name` → session URL and broadcast.
-//! * [`StateLog`] (pure): one log line per connection state change.
 //! * [`MoqPublisher`]: the shell (tap → importer → relay session).
 //!
 //! ```no_run
@@ -25,10 +24,9 @@
 
 mod error;
 mod publisher;
-mod state;
 mod target;
 
 pub use error::MoqError;
+pub use framecast_stream::{PublishState, StateLog};
 pub use publisher::{MoqOptions, MoqPublisher, MoqStats, VIDEO_TRACK};
-pub use state::{PublishState, StateLog};
 pub use target::MoqTarget;

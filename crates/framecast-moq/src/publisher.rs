@@ -1,9 +1,8 @@
 //! [`MoqPublisher`]: a stream's encoded H.264 as a hang broadcast on a MoQ relay.
 
 use crate::error::MoqError;
-use crate::state::{PublishState, StateLog};
 use crate::target::MoqTarget;
-use framecast_stream::{Display, PacketTap, TapOptions, TappedFrame};
+use framecast_stream::{Display, PacketTap, PublishState, StateLog, TapOptions, TappedFrame};
 use moq_mux::import::{Track, VideoFormat, VideoInit};
 use moq_tokio::moq_net;
 use std::net::{SocketAddr, ToSocketAddrs};

@@ -76,6 +76,7 @@ mod hub;
 mod image;
 mod listener;
 pub mod protocol;
+mod publish_state;
 mod server;
 pub mod session;
 mod stream;
@@ -91,6 +92,7 @@ pub use display::Display;
 pub use error::StreamError;
 pub use hub::DEFAULT_STREAM;
 pub use image::{encode_jpeg, encode_png};
+pub use publish_state::{PublishState, StateLog};
 pub use server::{serve, Server};
 pub use session::{
     Action, EncoderSettings, FrameTags, GroupKind, ImageFormat, InputEvent, ResizePolicy,

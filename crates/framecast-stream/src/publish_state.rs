@@ -1,19 +1,20 @@
-//! The publisher's connection state, and logging it once per change (sans-IO).
+//! A fan-out publisher's connection state (a MoQ relay session, a WHIP session to an SFU),
+//! and reporting it once per change (sans-IO). Shared by the sinks that take a
+//! [`crate::PacketTap`].
 
-/// Where a MoQ publisher's session to the relay stands.
+/// Where a fan-out publisher's session to its relay or SFU stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PublishState {
-    /// Dialling the relay (first attempt, or again after a drop, with backoff).
+    /// Dialling the relay or SFU (first attempt, or again after a drop, with backoff).
     Connecting,
-    /// The broadcast is announced to the relay and frames flow.
+    /// The session is up and frames flow.
     Connected,
     /// The session dropped; a reconnect follows after a backoff.
     Disconnected,
-    /// The relay sent GOAWAY; the replacement session is being dialled.
+    /// The relay sent GOAWAY (MoQ); the replacement session is being dialled.
     Migrating,
-    /// Stopped: the stream closed, [`crate::MoqPublisher::stop`] was called, or the
-    /// connection loop gave up.
+    /// Stopped: the stream closed, the publisher was stopped, or it gave up.
     Stopped,
 }
 
@@ -23,7 +24,7 @@ impl std::fmt::Display for PublishState {
             PublishState::Connecting => "connecting",
             PublishState::Connected => "connected",
             PublishState::Disconnected => "disconnected (reconnecting with backoff)",
-            PublishState::Migrating => "migrating (relay GOAWAY)",
+            PublishState::Migrating => "migrating (GOAWAY)",
             PublishState::Stopped => "stopped",
         })
     }

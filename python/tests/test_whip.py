@@ -1,0 +1,113 @@
+"""WHIP (RFC 9725) against aiortc, a WebRTC stack nobody here wrote, as the endpoint: the
+pictures it decodes (with PyAV) are the card, a PLI from it brings a keyframe, a wrong token
+is refused, and ``framecast serve --publish-whip`` does the same from the command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import H, W, assert_blocks, make_card, picture_rgb
+
+import framecast
+
+whip_peer = pytest.importorskip("whip_peer", reason="aiortc is not installed (pip install aiortc)")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Card:
+    """Publishes the card at 30 fps on a thread until stopped."""
+
+    def __init__(self, display: framecast.Display):
+        self.display = display
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _run(self) -> None:
+        t = 0
+        while not self.stop.is_set():
+            self.display.publish(make_card(t=t))
+            t += 1
+            time.sleep(1 / 30)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.display.close()
+
+
+def test_whip_to_aiortc_decodes_the_card_and_a_pli_brings_a_keyframe():
+    with whip_peer.WhipEndpoint(token="whip-secret") as ep:
+        card = Card(framecast.serve(W, H, port=0, fps=30))
+        try:
+            with card.display.publish_whip(ep.url, token="whip-secret") as publisher:
+                assert publisher.wait_connected(15), publisher.state
+                _, first = ep.next_picture(15)
+                assert first.key_frame, "the SFU's first picture is an IDR"
+                assert (first.width, first.height) == (W, H)
+                assert_blocks(picture_rgb(first), tol=8)
+                # With congestion control on, the stream makes no periodic IDRs: let a
+                # second pass, then only the PLI can bring one.
+                deadline = time.monotonic() + 1.0
+                while time.monotonic() < deadline:
+                    _, pic = ep.next_picture(5)
+                assert_blocks(picture_rgb(pic), tol=8)
+                while not ep.pictures.empty():
+                    ep.pictures.get_nowait()
+                ep.send_pli()
+                seen = 0
+                while True:
+                    _, pic = ep.next_picture(5)
+                    seen += 1
+                    if pic.key_frame:
+                        break
+                    assert seen < 30, "no keyframe within 30 pictures of the PLI"
+                assert publisher.frames > 30
+            assert publisher.state == "stopped"
+            assert ep.deletes == 1, "the session resource was deleted"
+        finally:
+            card.close()
+
+
+def test_a_wrong_token_is_refused_by_the_endpoint():
+    with whip_peer.WhipEndpoint(token="right") as ep:
+        display = framecast.serve(W, H, port=0)
+        try:
+            with pytest.raises(OSError, match="401"):
+                display.publish_whip(ep.url, token="wrong")
+            with pytest.raises(ValueError, match="scheme"):
+                display.publish_whip("rtmp://example/live")
+        finally:
+            display.close()
+
+
+def test_serve_publish_whip_from_the_command_line():
+    explicit = os.environ.get("FRAMECAST_BIN")
+    binary = Path(explicit) if explicit else ROOT / "target" / "debug" / "framecast"
+    if not binary.is_file():
+        pytest.skip(f"no framecast binary at {binary}")
+    with whip_peer.WhipEndpoint(token="cli") as ep:
+        proc = subprocess.Popen(
+            [str(binary), "serve", "--pattern", "testcard", "--size", "320x240"]
+            + ["--listen", "127.0.0.1:0", "--publish-whip", ep.url, "--whip-token", "cli"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            for _ in range(10):
+                _, pic = ep.next_picture(15)
+                assert (pic.width, pic.height) == (320, 240)
+        finally:
+            proc.terminate()
+            _, err = proc.communicate(timeout=10)
+        states = [line for line in err.splitlines() if line.startswith("WHIP endpoint")]
+        assert states[:2] == [
+            f"WHIP endpoint {ep.url}: connecting",
+            f"WHIP endpoint {ep.url}: connected",
+        ], err
