@@ -93,14 +93,14 @@ enum Sink {
 impl Sink {
     fn state(&self) -> PublishState {
         match self {
-            Sink::Moq(p) => p.state(),
-            Sink::Whip(p) => p.state(),
+            Sink::Moq(p) => p.state().get(),
+            Sink::Whip(p) => p.state().get(),
         }
     }
     fn states(&self) -> watch::Receiver<PublishState> {
         match self {
-            Sink::Moq(p) => p.states(),
-            Sink::Whip(p) => p.states(),
+            Sink::Moq(p) => p.state().changes(),
+            Sink::Whip(p) => p.state().changes(),
         }
     }
     fn frames(&self) -> u64 {

@@ -136,7 +136,11 @@ fn start_moq(
         "Publishing to the MoQ relay {} as broadcast {:?}",
         target.connect, target.broadcast
     );
-    print_states(handle, publisher.states(), format!("MoQ relay {target}"));
+    print_states(
+        handle,
+        publisher.state().changes(),
+        format!("MoQ relay {target}"),
+    );
     Ok(publisher)
 }
 
@@ -156,7 +160,11 @@ fn start_whip(
         .block_on(WhipPublisher::start(display, url, opts))
         .code(exit::OUTPUT)?;
     println!("Publishing to the WHIP endpoint {url}");
-    print_states(handle, publisher.states(), format!("WHIP endpoint {url}"));
+    print_states(
+        handle,
+        publisher.state().changes(),
+        format!("WHIP endpoint {url}"),
+    );
     Ok(publisher)
 }
 
@@ -167,8 +175,6 @@ fn print_states(
     mut states: tokio::sync::watch::Receiver<PublishState>,
     what: String,
 ) {
-    // The state it starts in counts as a change to print.
-    states.mark_changed();
     handle.spawn(async move {
         while states.changed().await.is_ok() {
             let s = *states.borrow_and_update();

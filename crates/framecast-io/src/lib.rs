@@ -48,7 +48,9 @@ pub use error::IoError;
 pub use mp4::{Mp4Config, Mp4Summary, Mp4Writer};
 // The owned frame type lives in framecast-core (streams need it without the file layer).
 pub use framecast_core::{frame_len, OwnedFrame};
-pub use pattern::{render_into, test_card_patches, ColourPatch, PatternKind, PatternSource};
+pub use pattern::{
+    render_into, test_card_mismatch, test_card_patches, ColourPatch, PatternKind, PatternSource,
+};
 pub use source::{open_input, open_reader, FrameSource, InputHint, RawReader};
 pub use y4m::{Y4mColorspace, Y4mReader};
 pub use y4m_writer::Y4mWriter;

@@ -180,6 +180,36 @@ pub fn test_card_patches(width: u32, height: u32) -> Vec<ColourPatch> {
         .collect()
 }
 
+/// Where a decoded picture of the test card differs from it: the first patch (of those at
+/// least 8x8) whose centre pixel is more than `tolerance` off in a channel, described; `None`
+/// when every one matches. `pixels` is tightly packed, `channels` bytes a pixel (3 for RGB,
+/// 4 for RGBA), `width x height`. For tests that decode what went through a codec or network.
+pub fn test_card_mismatch(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    channels: usize,
+    tolerance: i32,
+) -> Option<String> {
+    for p in test_card_patches(width, height) {
+        if p.w < 8 || p.h < 8 {
+            continue;
+        }
+        let (cx, cy) = ((p.x + p.w / 2) as usize, (p.y + p.h / 2) as usize);
+        let i = (cy * width as usize + cx) * channels;
+        let Some(got) = pixels.get(i..i + 3) else {
+            return Some(format!("the picture is too small for patch {}", p.name));
+        };
+        if (0..3).any(|c| (got[c] as i32 - p.rgb[c] as i32).abs() > tolerance) {
+            return Some(format!(
+                "patch {} at ({cx}, {cy}): got {got:?}, want {:?} (±{tolerance})",
+                p.name, p.rgb
+            ));
+        }
+    }
+    None
+}
+
 /// Draws frame `frame_index` of `kind` into `rgba`, a tightly packed `width x height` RGBA8
 /// buffer (stride `4 * width`; alpha is set to 255). Allocates nothing.
 ///

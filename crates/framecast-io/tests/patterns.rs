@@ -200,3 +200,17 @@ fn small_buffer_and_bad_source_are_errors() {
     assert!(PatternSource::new(PatternKind::Plasma, 0, 4, (30, 1), None).is_err());
     assert!(PatternSource::new(PatternKind::Plasma, 4, 4, (30, 0), None).is_err());
 }
+
+#[test]
+fn test_card_mismatch_finds_a_wrong_patch_and_passes_the_card() {
+    let (w, h) = (320, 240);
+    let mut rgba = vec![0u8; (w * h * 4) as usize];
+    render_into(PatternKind::TestCard, 0, w, h, &mut rgba).unwrap();
+    assert_eq!(framecast_io::test_card_mismatch(&rgba, w, h, 4, 0), None);
+    let p = &test_card_patches(w, h)[3];
+    let i = (((p.y + p.h / 2) * w + p.x + p.w / 2) * 4) as usize;
+    rgba[i + 1] = rgba[i + 1].wrapping_add(40);
+    let m = framecast_io::test_card_mismatch(&rgba, w, h, 4, 8).expect("a mismatch");
+    assert!(m.contains(p.name), "{m}");
+    assert!(framecast_io::test_card_mismatch(&rgba[..100], w, h, 4, 8).is_some());
+}

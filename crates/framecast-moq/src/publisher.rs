@@ -2,7 +2,9 @@
 
 use crate::error::MoqError;
 use crate::target::MoqTarget;
-use framecast_stream::{Display, PacketTap, PublishState, StateLog, TapOptions, TappedFrame};
+use framecast_stream::{
+    Display, PacketTap, PublishState, StateReporter, StateWatch, TapOptions, TappedFrame,
+};
 use moq_mux::import::{Track, VideoFormat, VideoInit};
 use moq_tokio::moq_net;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -47,7 +49,6 @@ pub struct MoqStats {
     frames: AtomicU64,
     keyframes: AtomicU64,
     bytes: AtomicU64,
-    state_changes: AtomicU64,
 }
 
 impl MoqStats {
@@ -63,10 +64,6 @@ impl MoqStats {
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
     }
-    /// Connection state changes so far.
-    pub fn state_changes(&self) -> u64 {
-        self.state_changes.load(Ordering::Relaxed)
-    }
 }
 
 /// Publishes one stream to a MoQ relay until stopped or the stream closes. The broadcast
@@ -77,7 +74,7 @@ impl MoqStats {
 #[derive(Debug)]
 pub struct MoqPublisher {
     target: MoqTarget,
-    state: watch::Receiver<PublishState>,
+    state: StateWatch,
     stats: Arc<MoqStats>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -121,7 +118,7 @@ impl MoqPublisher {
         let connection = client
             .with_publisher(&origin)
             .connect(target.connect.clone());
-        let (state_tx, state) = watch::channel(PublishState::Connecting);
+        let (reporter, state) = StateReporter::new(format!("MoQ relay {target}"));
         let (stop, stop_rx) = watch::channel(false);
         let stats = Arc::new(MoqStats::default());
         let run = Run {
@@ -129,9 +126,8 @@ impl MoqPublisher {
             tap,
             track,
             connection,
-            state: state_tx,
+            state: reporter,
             stats: stats.clone(),
-            log: StateLog::default(),
             _keep: (origin, broadcast, catalog),
         };
         let task = tokio::spawn(run.run(stop_rx));
@@ -149,24 +145,9 @@ impl MoqPublisher {
         &self.target
     }
 
-    /// The relay session's state now.
-    pub fn state(&self) -> PublishState {
-        *self.state.borrow()
-    }
-
-    /// The state as it changes (each change once): for an application's own status line.
-    pub fn states(&self) -> watch::Receiver<PublishState> {
-        self.state.clone()
-    }
-
-    /// Wait until the state is `want` (or the publisher stops).
-    pub async fn wait_for(&self, want: PublishState) -> PublishState {
-        let mut rx = self.state.clone();
-        let r = rx
-            .wait_for(|s| *s == want || *s == PublishState::Stopped)
-            .await
-            .map(|s| *s);
-        r.unwrap_or(PublishState::Stopped)
+    /// The relay session's state (now, its changes, waiting for one).
+    pub fn state(&self) -> &StateWatch {
+        &self.state
     }
 
     /// Counters.
@@ -217,9 +198,8 @@ struct Run {
     tap: PacketTap,
     track: Track,
     connection: moq_tokio::Connection,
-    state: watch::Sender<PublishState>,
+    state: StateReporter,
     stats: Arc<MoqStats>,
-    log: StateLog,
     /// The origin, broadcast and catalog live as long as the task.
     _keep: (
         moq_net::origin::Producer,
@@ -230,7 +210,6 @@ struct Run {
 
 impl Run {
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
-        self.report(PublishState::Connecting);
         loop {
             tokio::select! {
                 frame = self.tap.recv() => match frame {
@@ -238,7 +217,7 @@ impl Run {
                     None => break,
                 },
                 status = self.connection.status() => match status {
-                    Ok(s) => self.report(match s {
+                    Ok(s) => self.state.report(match s {
                         moq_tokio::Status::Connected => PublishState::Connected,
                         moq_tokio::Status::Migrating => PublishState::Migrating,
                         _ => PublishState::Disconnected,
@@ -255,7 +234,7 @@ impl Run {
             tracing::debug!(error = %e, "finishing the MoQ track");
         }
         self.connection.abort(moq_net::Error::Cancel);
-        self.report(PublishState::Stopped);
+        self.state.report(PublishState::Stopped);
     }
 
     fn write(&mut self, f: TappedFrame) {
@@ -277,17 +256,6 @@ impl Run {
                 tracing::warn!(target = %self.target, error = %e, "MoQ import refused an access unit");
                 self.tap.request_keyframe("MoQ import error");
             }
-        }
-    }
-
-    fn report(&mut self, state: PublishState) {
-        if let Some(s) = self.log.observe(state) {
-            self.stats
-                .state_changes
-                .store(self.log.changes(), Ordering::Relaxed);
-            // Info level: applications show changes through `MoqPublisher::states`.
-            tracing::info!(target = %self.target, "MoQ publisher {s}");
-            self.state.send_replace(s);
         }
     }
 }

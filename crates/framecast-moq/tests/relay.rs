@@ -7,25 +7,13 @@ mod common;
 use common::*;
 use framecast_core::{convert, ColorSpace};
 use framecast_encode::decode::H264Decoder;
-use framecast_io::test_card_patches;
+use framecast_io::test_card_mismatch;
 use framecast_moq::{MoqOptions, MoqPublisher, MoqTarget, PublishState};
 use std::time::Duration;
 
 fn assert_patches(rgba: &[u8], what: &str) {
-    for p in test_card_patches(W, H) {
-        if p.w < 8 || p.h < 8 {
-            continue;
-        }
-        let (cx, cy) = (p.x + p.w / 2, p.y + p.h / 2);
-        let i = ((cy * W + cx) * 4) as usize;
-        for c in 0..3 {
-            let (got, want) = (rgba[i + c] as i32, p.rgb[c] as i32);
-            assert!(
-                (got - want).abs() <= 8,
-                "{what}: patch {} channel {c}: got {got}, want {want}",
-                p.name
-            );
-        }
+    if let Some(m) = test_card_mismatch(rgba, W, H, 4, 8) {
+        panic!("{what}: {m}");
     }
 }
 
@@ -49,7 +37,7 @@ async fn a_subscriber_on_the_second_relay_decodes_the_test_card() {
         .await
         .unwrap();
     assert_eq!(
-        publisher.wait_for(PublishState::Connected).await,
+        publisher.state().wait_for(PublishState::Connected).await,
         PublishState::Connected
     );
 
@@ -113,13 +101,13 @@ async fn a_dead_relay_is_redialled_and_gets_the_broadcast_back() {
         .await
         .unwrap();
     assert_eq!(
-        publisher.wait_for(PublishState::Connected).await,
+        publisher.state().wait_for(PublishState::Connected).await,
         PublishState::Connected
     );
     let port = relay.port;
     relay.kill();
     assert_eq!(
-        publisher.wait_for(PublishState::Disconnected).await,
+        publisher.state().wait_for(PublishState::Disconnected).await,
         PublishState::Disconnected
     );
     // The local stream goes on while the relay is away, and so does the tap.
@@ -129,11 +117,11 @@ async fn a_dead_relay_is_redialled_and_gets_the_broadcast_back() {
     assert!(publisher.stats().frames() > frames + 10);
     let relay = Relay::start_on(&bin, port, None).await;
     assert_eq!(
-        publisher.wait_for(PublishState::Connected).await,
+        publisher.state().wait_for(PublishState::Connected).await,
         PublishState::Connected
     );
     // Connecting, connected, disconnected, connected: each change once.
-    assert_eq!(publisher.stats().state_changes(), 4);
+    assert_eq!(publisher.state().change_count(), 4);
     let mut watching = watch(&relay.url(""), &relay.fingerprint, "again").await;
     let frame = tokio::time::timeout(Duration::from_secs(10), watching.video.read())
         .await

@@ -92,7 +92,7 @@ pub use display::Display;
 pub use error::StreamError;
 pub use hub::DEFAULT_STREAM;
 pub use image::{encode_jpeg, encode_png};
-pub use publish_state::{PublishState, StateLog};
+pub use publish_state::{PublishState, StateLog, StateReporter, StateWatch};
 pub use server::{serve, Server};
 pub use session::{
     Action, EncoderSettings, FrameTags, GroupKind, ImageFormat, InputEvent, ResizePolicy,

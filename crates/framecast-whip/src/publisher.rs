@@ -3,7 +3,9 @@
 use crate::error::WhipError;
 use crate::estimate::RateFollower;
 use crate::exchange::{self, Answered};
-use framecast_stream::{Display, PacketTap, PublishState, StateLog, TapOptions, TappedFrame};
+use framecast_stream::{
+    Display, PacketTap, PublishState, StateReporter, StateWatch, TapOptions, TappedFrame,
+};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -55,7 +57,6 @@ pub struct WhipStats {
     keyframe_requests: AtomicU64,
     estimate_bps: AtomicU64,
     sessions: AtomicU64,
-    state_changes: AtomicU64,
 }
 
 impl WhipStats {
@@ -75,10 +76,6 @@ impl WhipStats {
     pub fn sessions(&self) -> u64 {
         self.sessions.load(Ordering::Relaxed)
     }
-    /// Connection state changes so far.
-    pub fn state_changes(&self) -> u64 {
-        self.state_changes.load(Ordering::Relaxed)
-    }
 }
 
 /// Pushes one stream to a WHIP endpoint until stopped or the stream closes: one sendonly
@@ -89,7 +86,7 @@ impl WhipStats {
 #[derive(Debug)]
 pub struct WhipPublisher {
     endpoint: Url,
-    state: watch::Receiver<PublishState>,
+    state: StateWatch,
     stats: Arc<WhipStats>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -112,20 +109,18 @@ impl WhipPublisher {
                 url: endpoint.to_string(),
                 message: e.to_string(),
             })?;
-        let (state_tx, state) = watch::channel(PublishState::Connecting);
+        let (reporter, state) = StateReporter::new(format!("WHIP endpoint {endpoint}"));
         let stats = Arc::new(WhipStats::default());
         let mut run = Run {
             endpoint: endpoint.clone(),
             http,
             opts: opts.clone(),
             tap: display.tap(opts.tap.clone()).await?,
-            state: state_tx,
+            state: reporter,
             stats: stats.clone(),
-            log: StateLog::default(),
             follower: RateFollower::default(),
             started: Instant::now(),
         };
-        run.report(PublishState::Connecting);
         let first = match run.open().await {
             Ok(s) => Some(s),
             Err(e @ WhipError::Status { .. }) | Err(e @ WhipError::Answer { .. }) => return Err(e),
@@ -150,24 +145,9 @@ impl WhipPublisher {
         &self.endpoint
     }
 
-    /// The session's state now.
-    pub fn state(&self) -> PublishState {
-        *self.state.borrow()
-    }
-
-    /// The state as it changes (each change once).
-    pub fn states(&self) -> watch::Receiver<PublishState> {
-        self.state.clone()
-    }
-
-    /// Wait until the state is `want` (or the publisher stops).
-    pub async fn wait_for(&self, want: PublishState) -> PublishState {
-        let mut rx = self.state.clone();
-        let r = rx
-            .wait_for(|s| *s == want || *s == PublishState::Stopped)
-            .await
-            .map(|s| *s);
-        r.unwrap_or(PublishState::Stopped)
+    /// The session's state (now, its changes, waiting for one).
+    pub fn state(&self) -> &StateWatch {
+        &self.state
     }
 
     /// Counters.
@@ -212,9 +192,8 @@ struct Run {
     http: reqwest::Client,
     opts: WhipOptions,
     tap: PacketTap,
-    state: watch::Sender<PublishState>,
+    state: StateReporter,
     stats: Arc<WhipStats>,
-    log: StateLog,
     follower: RateFollower,
     started: Instant,
 }
@@ -237,7 +216,7 @@ impl Run {
             match ended {
                 Ended::Stopped | Ended::StreamClosed => break,
                 Ended::Lost(why) => {
-                    self.report(PublishState::Disconnected);
+                    self.state.report(PublishState::Disconnected);
                     tracing::debug!(endpoint = %self.endpoint, %why, "WHIP session lost");
                 }
             }
@@ -251,7 +230,7 @@ impl Run {
                     _ = stop.changed() => return self.finish(),
                 }
             }
-            self.report(PublishState::Connecting);
+            self.state.report(PublishState::Connecting);
             match self.open().await {
                 Ok(s) => session = Some(s),
                 Err(e) => {
@@ -263,7 +242,7 @@ impl Run {
     }
 
     fn finish(&mut self) {
-        self.report(PublishState::Stopped);
+        self.state.report(PublishState::Stopped);
     }
 
     /// POST an offer and apply the answer.
@@ -397,19 +376,19 @@ impl Run {
                 s.connected = true;
                 s.lost_at = None;
                 s.pt = h264_pt(&mut s.rtc, s.mid);
-                self.report(PublishState::Connected);
+                self.state.report(PublishState::Connected);
                 // The SFU's first picture must be an IDR.
                 self.tap.request_keyframe("WHIP session connected");
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 s.lost_at.get_or_insert_with(Instant::now);
-                self.report(PublishState::Disconnected);
+                self.state.report(PublishState::Disconnected);
             }
             Event::IceConnectionStateChange(
                 IceConnectionState::Connected | IceConnectionState::Completed,
             ) if s.connected && s.lost_at.is_some() => {
                 s.lost_at = None;
-                self.report(PublishState::Connected);
+                self.state.report(PublishState::Connected);
             }
             Event::KeyframeRequest(req) => {
                 self.stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
@@ -451,16 +430,6 @@ impl Run {
                 self.stats.frames.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => tracing::debug!(error = %e, "WebRTC refused a frame"),
-        }
-    }
-
-    fn report(&mut self, state: PublishState) {
-        if let Some(s) = self.log.observe(state) {
-            self.stats
-                .state_changes
-                .store(self.log.changes(), Ordering::Relaxed);
-            tracing::info!(endpoint = %self.endpoint, "WHIP publisher {s}");
-            self.state.send_replace(s);
         }
     }
 }
