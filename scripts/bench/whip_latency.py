@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python" / "tests"))
 
-import aiortc.rtcrtpreceiver  # noqa: E402
-import whip_peer  # noqa: E402
+import aiortc.rtcrtpreceiver
+import whip_peer
 
 # Keep the sender's RTP timestamps: aiortc rebases them to start at 0.
 aiortc.rtcrtpreceiver.TimestampMapper.map = lambda self, timestamp: timestamp  # type: ignore[method-assign]
@@ -41,7 +41,16 @@ def main() -> None:
     a = ap.parse_args()
     with whip_peer.WhipEndpoint() as ep:
         proc = subprocess.Popen(
-            [a.framecast, "serve", "--pattern", "plasma", "--size", a.size, "--fps", str(a.fps)]
+            [
+                a.framecast,
+                "serve",
+                "--pattern",
+                "plasma",
+                "--size",
+                a.size,
+                "--fps",
+                str(a.fps),
+            ]
             + ["--listen", "127.0.0.1:0", "--publish-whip", ep.url],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -71,8 +80,14 @@ def main() -> None:
     latencies.sort()
     p50 = statistics.median(latencies)
     p95 = latencies[int(0.95 * (len(latencies) - 1))]
-    fps = (count - 1) / (last - first) if last and first and last > first else float("nan")
-    print(f"| {a.size} @ {a.fps:g} | {len(latencies)} | {p50:.1f} | {p95:.1f} | {fps:.1f} |")
+    fps = (
+        (count - 1) / (last - first)
+        if last and first and last > first
+        else float("nan")
+    )
+    print(
+        f"| {a.size} @ {a.fps:g} | {len(latencies)} | {p50:.1f} | {p95:.1f} | {fps:.1f} |"
+    )
 
 
 if __name__ == "__main__":
