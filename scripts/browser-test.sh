@@ -5,7 +5,8 @@
 #   ./scripts/browser-test.sh pdum-server        # only files whose name contains a word
 #
 # Installs what it needs when missing (nothing is vendored into the repository):
-#   tests/browser/node_modules   `npm ci` (playwright-core only; the browser is the system Chromium)
+#   tests/browser/node_modules   `npm ci`: playwright-core (the browser is the system Chromium), and
+#                                @moq/watch + esbuild (the MoQ project's web player, bundled per run)
 #   .peer/                       Python venv with the pdum.rfb 0.3.0 wheel from PyPI (--no-deps, so it
 #                                runs on Python 3.11) plus numpy<2.5, pillow, websockets and PyAV
 #                                (PyAV gives the peer server its libx264 path; PEER_NO_AV=1 skips it)
@@ -25,7 +26,8 @@ fi
 export CHROMIUM
 command -v node >/dev/null || { echo "error: node (>= 20) is required" >&2; exit 1; }
 
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/@moq/watch ] ||
+   [ ! -d tests/browser/node_modules/esbuild ]; then
   step "npm ci (tests/browser)"
   (cd tests/browser && npm ci --no-audit --no-fund)
 fi

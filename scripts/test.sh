@@ -123,10 +123,10 @@ step "Python package: the .pyi stubs match the extension (stubtest), types check
 (cd /tmp && "$OLDPWD/.venv/bin/python" -m mypy.stubtest framecast._native)
 .venv/bin/python -m mypy python/framecast
 
-step "browser tests (headless Chromium: viewer, WebCodecs and image transports, pdum.rfb 0.3 both ways, Jupyter widget)"
+step "browser tests (headless Chromium: viewer, WebCodecs and image transports, pdum.rfb 0.3 both ways, Jupyter widget, MoQ player over WebTransport)"
 # The Python package's browser tests (the Jupyter widget in JupyterLab, the pdum.rfb drop-in
 # programs) fail rather than skip here: the steps above installed what they need.
-FRAMECAST_REQUIRE_JUPYTER=1 FRAMECAST_REQUIRE_PYTHON=1 \
+FRAMECAST_REQUIRE_JUPYTER=1 FRAMECAST_REQUIRE_PYTHON=1 FRAMECAST_REQUIRE_MOQ_RELAY=1 \
   FRAMECAST_BIN="$PWD/target/debug/framecast" scripts/browser-test.sh
 
 step "slow-link and congestion-control smokes (two network namespaces, tc tbf, delay relay; skipped without the privileges)"
