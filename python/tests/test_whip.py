@@ -74,6 +74,29 @@ def test_whip_to_aiortc_decodes_the_card_and_a_pli_brings_a_keyframe():
             card.close()
 
 
+def test_a_session_the_endpoint_drops_is_set_up_again():
+    with whip_peer.WhipEndpoint() as ep:
+        card = Card(framecast.serve(W, H, port=0, fps=30))
+        try:
+            with card.display.publish_whip(ep.url) as publisher:
+                assert publisher.wait_connected(15), publisher.state
+                ep.next_picture(15)
+                ep.drop_sessions()
+                deadline = time.monotonic() + 20
+                while ep.posts < 2 and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert ep.posts == 2, "a new offer was posted after the drop"
+                assert publisher.wait_connected(15), publisher.state
+                deadline = time.monotonic() + 15
+                while 2 not in ep.first_pictures and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                first = ep.first_pictures[2]
+                assert first.key_frame, "the new session starts at an IDR"
+                assert_blocks(picture_rgb(first), tol=8)
+        finally:
+            card.close()
+
+
 def test_a_wrong_token_is_refused_by_the_endpoint():
     with whip_peer.WhipEndpoint(token="right") as ep:
         display = framecast.serve(W, H, port=0)

@@ -33,6 +33,9 @@ class WhipEndpoint:
         self.pictures: queue.Queue[tuple[float, Any]] = queue.Queue()
         self.posts = 0
         self.deletes = 0
+        # The first picture of each session (1, 2, ...), to check a new session starts at an IDR.
+        self.first_pictures: dict[int, Any] = {}
+        self._sessions = 0
         self._pcs: list[RTCPeerConnection] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -84,6 +87,8 @@ class WhipEndpoint:
     async def _answer(self, offer: str) -> str:
         pc = RTCPeerConnection()
         self._pcs.append(pc)
+        self._sessions += 1
+        session = self._sessions
 
         @pc.on("track")
         def on_track(track: Any) -> None:
@@ -93,6 +98,7 @@ class WhipEndpoint:
                         frame = await track.recv()
                     except MediaStreamError:
                         return
+                    self.first_pictures.setdefault(session, frame)
                     self.pictures.put((time.time(), frame))
 
             asyncio.ensure_future(consume())
@@ -113,12 +119,17 @@ class WhipEndpoint:
 
         self._run(pli())
 
+    def drop_sessions(self) -> None:
+        """Close every peer connection, as an SFU that restarts or evicts the publisher."""
+        for pc in self._pcs:
+            self._run(pc.close())
+        self._pcs.clear()
+
     def next_picture(self, timeout: float = 10.0) -> tuple[float, Any]:
         return self.pictures.get(timeout=timeout)
 
     def close(self) -> None:
-        for pc in self._pcs:
-            self._run(pc.close())
+        self.drop_sessions()
         self._http.shutdown()
         self._loop.call_soon_threadsafe(self._loop.stop)
 

@@ -173,6 +173,8 @@ struct Session {
     connected: bool,
     /// When ICE was lost, to give it a moment to come back before starting over.
     lost_at: Option<Instant>,
+    /// The endpoint closed the session (DTLS close_notify): start over at once.
+    closed: bool,
 }
 
 /// How a session ended.
@@ -230,7 +232,7 @@ impl Run {
                     _ = stop.changed() => return self.finish(),
                 }
             }
-            self.state.report(PublishState::Connecting);
+            // Retries stay "disconnected" until one connects: one line per change, not per try.
             match self.open().await {
                 Ok(s) => session = Some(s),
                 Err(e) => {
@@ -306,6 +308,7 @@ impl Run {
             resource,
             connected: false,
             lost_at: None,
+            closed: false,
         })
     }
 
@@ -323,6 +326,9 @@ impl Run {
             }
             if s.lost_at.is_some_and(|t| t.elapsed() > LOST_GRACE) {
                 break Ended::Lost("ICE disconnected".into());
+            }
+            if s.closed {
+                break Ended::Lost("the endpoint closed the session".into());
             }
             let sleep = tokio::time::Instant::from_std(
                 timeout.min(Instant::now() + Duration::from_secs(1)),
@@ -390,6 +396,7 @@ impl Run {
                 s.lost_at = None;
                 self.state.report(PublishState::Connected);
             }
+            Event::Closed => s.closed = true,
             Event::KeyframeRequest(req) => {
                 self.stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(kind = ?req.kind, "keyframe request from the SFU");
