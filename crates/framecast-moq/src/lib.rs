@@ -16,7 +16,7 @@
 //! use framecast_moq::{MoqOptions, MoqPublisher, MoqTarget};
 //! let target: MoqTarget = "https://relay.example:4443/lab".parse()?;
 //! let publisher = MoqPublisher::start(&display, target, MoqOptions::default()).await?;
-//! println!("{}", publisher.state());
+//! println!("{}", publisher.state().get());
 //! # Ok(()) }
 //! ```
 

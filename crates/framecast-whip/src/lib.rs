@@ -17,7 +17,7 @@
 //! use framecast_whip::{WhipOptions, WhipPublisher};
 //! let opts = WhipOptions { token: Some("secret".into()), ..WhipOptions::default() };
 //! let publisher = WhipPublisher::start(&display, "https://sfu.example/whip/room", opts).await?;
-//! println!("{}", publisher.state());
+//! println!("{}", publisher.state().get());
 //! # Ok(()) }
 //! ```
 
