@@ -198,7 +198,10 @@ describe("framecast viewer against framecast serve", { skip }, () => {
       assert.equal(st.decode_errors, 0, JSON.stringify(st));
       assert.equal(st.recoveries, 0, JSON.stringify(st));
     }
-    assertPatchesVideo(await patchColours(b), 10);
+    // B's silence also looks like a slow link to congestion control, which may have lowered
+    // the group's rate: the picture is coarser (a patch 11 off was seen on CI), while a frame
+    // decoded from a wrong reference would be far off.
+    assertPatchesVideo(await patchColours(b), 16);
     await a.close();
     await b.close();
   });
