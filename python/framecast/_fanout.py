@@ -64,3 +64,8 @@ class MoqPublisher(_Publisher):
 class WhipPublisher(_Publisher):
     """A stream's H.264 pushed to a WebRTC SFU over WHIP: one sendonly video track; the SFU's
     keyframe requests (PLI/FIR) reach the encoder and its bandwidth estimate caps the rate."""
+
+    @property
+    def estimate_bps(self) -> int | None:
+        """The SFU's latest bandwidth estimate (TWCC or REMB), bits/s; None until it gives one."""
+        return self._native.estimate_bps

@@ -109,6 +109,12 @@ impl Sink {
             Sink::Whip(p) => p.stats().frames(),
         }
     }
+    fn estimate_bps(&self) -> Option<u64> {
+        match self {
+            Sink::Moq(_) => None,
+            Sink::Whip(p) => Some(p.stats().estimate_bps()).filter(|&b| b > 0),
+        }
+    }
     async fn stop(self) {
         match self {
             Sink::Moq(p) => p.stop().await,
@@ -159,6 +165,12 @@ impl NativePublisher {
     #[getter]
     fn frames(&self) -> u64 {
         self.with(Sink::frames).unwrap_or(0)
+    }
+
+    /// WHIP: the SFU's latest bandwidth estimate (bits/s), once it has given one.
+    #[getter]
+    fn estimate_bps(&self) -> Option<u64> {
+        self.with(Sink::estimate_bps).flatten()
     }
 
     /// Wait up to `timeout` seconds for the session; True once connected.

@@ -43,7 +43,8 @@ class Card:
 
 def test_whip_to_aiortc_decodes_the_card_and_a_pli_brings_a_keyframe():
     with whip_peer.WhipEndpoint(token="whip-secret") as ep:
-        card = Card(framecast.serve(W, H, port=0, fps=30))
+        # 4 Mb/s asked, far above what aiortc estimates for this stream: the cap must show.
+        card = Card(framecast.serve(W, H, port=0, fps=30, bitrate=4_000_000))
         try:
             with card.display.publish_whip(ep.url, token="whip-secret") as publisher:
                 assert publisher.wait_connected(15), publisher.state
@@ -68,6 +69,19 @@ def test_whip_to_aiortc_decodes_the_card_and_a_pli_brings_a_keyframe():
                         break
                     assert seen < 30, "no keyframe within 30 pictures of the PLI"
                 assert publisher.frames > 30
+                # The endpoint's bandwidth estimate reaches the publisher and caps what the
+                # stream's congestion control targets for it (90 % of the estimate).
+                deadline = time.monotonic() + 15
+                capped = None
+                while capped is None and time.monotonic() < deadline:
+                    estimate = publisher.estimate_bps
+                    viewers = (card.display.metrics() or {}).get("viewers", [])
+                    if estimate and viewers:
+                        target = viewers[0]["congestion"]["target_bitrate"]
+                        if target <= 0.9 * estimate + 1 and target < 4_000_000:
+                            capped = (estimate, target)
+                    time.sleep(0.2)
+                assert capped, f"estimate {publisher.estimate_bps}, viewers {viewers}"
             assert publisher.state == "stopped"
             assert ep.deletes == 1, "the session resource was deleted"
         finally:
