@@ -9,7 +9,8 @@ aiortc hands it out decoded (after its jitter buffer and PyAV's decode) minus th
 publish time. The publish time comes from the RTP timestamp framecast sends (the frame's
 stream-clock time at 90 kHz; aiortc's rebasing of timestamps to 0 is undone here) and the
 server's ``GET /time`` clock pair, which maps the stream clock to the wall clock (same
-machine). Prints p50/p95 latency and the frame rate delivered, after a 3 s warm-up.
+machine). Prints p50/p95 latency, the frame rate delivered after a 3 s warm-up, and the bitrate
+target (kb/s) the stream had for the endpoint at the end (it follows the endpoint's estimate).
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ def main() -> None:
                 count += 1
                 first = first or arrived
                 last = arrived
+            # What the stream sent the endpoint at the end: the tap's congestion target, which
+            # follows the endpoint's bandwidth estimate.
+            with urllib.request.urlopen(base + "metrics", timeout=5) as r:
+                viewers = json.load(r)["viewers"]
+            kbps = [round(v["congestion"]["target_bitrate"] / 1000) for v in viewers]
         finally:
             proc.terminate()
             proc.wait(10)
@@ -86,7 +92,7 @@ def main() -> None:
         else float("nan")
     )
     print(
-        f"| {a.size} @ {a.fps:g} | {len(latencies)} | {p50:.1f} | {p95:.1f} | {fps:.1f} |"
+        f"| {a.size} @ {a.fps:g} | {len(latencies)} | {p50:.1f} | {p95:.1f} | {fps:.1f} | {kbps} |"
     )
 
 
