@@ -7,7 +7,7 @@ use framecast_stream::{
 };
 use moq_mux::import::{Track, VideoFormat, VideoInit};
 use moq_tokio::moq_net;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,7 +88,7 @@ impl MoqPublisher {
         target: MoqTarget,
         opts: MoqOptions,
     ) -> Result<MoqPublisher, MoqError> {
-        let client = client(&target, &opts)?;
+        let client = client(&target, &opts).await?;
         let origin = moq_tokio::origin::spawn();
         let broadcast_err = |e: &dyn std::fmt::Display| MoqError::Broadcast {
             name: target.broadcast.clone(),
@@ -163,7 +163,7 @@ impl MoqPublisher {
 }
 
 /// The MoQ client for `target`: the relay's certificate by fingerprint, or the system roots.
-fn client(target: &MoqTarget, opts: &MoqOptions) -> Result<moq_tokio::Client, MoqError> {
+async fn client(target: &MoqTarget, opts: &MoqOptions) -> Result<moq_tokio::Client, MoqError> {
     let mut config = moq_tokio::connect::Config::default();
     if opts.insecure {
         // Every certificate is accepted: pinned fingerprints would mean nothing.
@@ -177,8 +177,9 @@ fn client(target: &MoqTarget, opts: &MoqOptions) -> Result<moq_tokio::Client, Mo
     // Dial from the relay's address family (a dual-stack socket is not always there).
     let host = target.connect.host_str().unwrap_or_default();
     let port = target.connect.port_or_known_default().unwrap_or(443);
-    let v4 = (host, port)
-        .to_socket_addrs()
+    // Resolved on the runtime's blocking pool, not on an async worker.
+    let v4 = tokio::net::lookup_host((host, port))
+        .await
         .ok()
         .and_then(|mut a| a.next())
         .is_some_and(|a| a.is_ipv4());

@@ -52,6 +52,11 @@ pub(crate) enum Cmd {
         id: ViewerId,
         text: String,
     },
+    /// A message from an in-process viewer (a tap), already typed: no JSON on the way.
+    Message {
+        id: ViewerId,
+        msg: crate::protocol::ClientMessage,
+    },
     Leave {
         id: ViewerId,
     },
@@ -295,6 +300,7 @@ impl StreamTask {
                 let _ = reply.send(joined);
             }
             Cmd::Text { id, text } => self.core.handle_text(id, &text, now),
+            Cmd::Message { id, msg } => self.core.handle_message(id, msg, now),
             Cmd::Transport { id, sample } => self.core.transport_sample(id, sample, now),
             Cmd::RateCap { id, bps } => self.core.rate_cap(id, bps, now),
             Cmd::Leave { id } => {

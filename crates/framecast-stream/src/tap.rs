@@ -14,7 +14,7 @@
 //! same IDRs (they share one bitstream).
 
 use crate::error::StreamError;
-use crate::protocol::{self, BinaryHeader, CAP_H264_ANNEXB};
+use crate::protocol::{BinaryHeader, ClientMessage, CAP_H264_ANNEXB};
 use crate::session::ViewerId;
 use crate::stream::{Cmd, Outbound, StreamShared};
 use bytes::Bytes;
@@ -120,7 +120,10 @@ impl PacketTap {
                     let BinaryHeader::VideoChunk(h) = &chunk.header else {
                         continue;
                     };
-                    self.text(protocol::client::ack(seq, 0));
+                    self.send(ClientMessage::Ack {
+                        seq,
+                        decode_queue_size: 0,
+                    });
                     let now = Instant::now();
                     if h.keyframe {
                         self.last_keyframe = Some(now);
@@ -156,7 +159,9 @@ impl PacketTap {
     /// Ask the stream for an IDR now (a new subscriber far away, a consumer that lost data).
     pub fn request_keyframe(&mut self, reason: &str) {
         self.requested = Some(Instant::now());
-        self.text(protocol::client::request_keyframe(reason));
+        self.send(ClientMessage::RequestKeyframe {
+            reason: Some(reason.to_string()),
+        });
     }
 
     fn keep_keyframes_coming(&mut self, now: Instant) {
@@ -175,9 +180,9 @@ impl PacketTap {
         }
     }
 
-    fn text(&self, text: String) {
+    fn send(&self, msg: ClientMessage) {
         // The stream's task reads commands promptly; a full queue means it is shutting down.
-        let _ = self.cmd.try_send(Cmd::Text { id: self.id, text });
+        let _ = self.cmd.try_send(Cmd::Message { id: self.id, msg });
     }
 }
 
