@@ -61,6 +61,22 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# One test run builds each crate once: incremental caches would only add gigabytes to target/.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
+# Disk: a run from a clean clone writes several gigabytes (target/, .venv, moq-relay, the fuzz
+# build). A full disk shows up as a linker killed by SIGBUS, so say how much there is up front
+# and how much was used at each step that builds.
+disk_report() {
+  local free used
+  free=$(df -Pk . | awk 'NR==2 { printf "%.1f", $4 / 1048576 }')
+  used=$(du -sk target 2>/dev/null | awk '{ printf "%.1f", $1 / 1048576 }')
+  printf 'disk: %s GiB free, target/ %s GiB (%s)\n' "$free" "${used:-0}" "$1"
+}
+disk_report "start"
+if [ "$(df -Pk . | awk 'NR==2 { print $4 }')" -lt $((12 * 1048576)) ]; then
+  echo "warning: less than 12 GiB free here; a full test run from a clean clone needs about that much" >&2
+fi
 # Mesa's Vulkan loader complains on every start when this is unset (CI has no login session).
 if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   XDG_RUNTIME_DIR=$(mktemp -d)
@@ -112,6 +128,7 @@ step "cargo test (workspace, all features)"
 # moq-relay too, so the relay tests run rather than skip.
 FRAMECAST_REQUIRE_ASM=1 FRAMECAST_REQUIRE_MOQ_RELAY=1 cargo test --workspace --all-features --locked
 
+disk_report "after cargo test"
 # The Python tests (remote encoding) and the browser tests drive the framecast binary built
 # here (same features as the tests above, so no rebuild).
 cargo build -q -p framecast-cli --all-features --locked
@@ -135,6 +152,7 @@ cargo build -q -p framecast-stream --example probe --all-features --locked
 FRAMECAST_BIN="$PWD/target/debug/framecast" PROBE_BIN="$PWD/target/debug/examples/probe" scripts/slowlink-smoke.sh
 FRAMECAST_BIN="$PWD/target/debug/framecast" PROBE_BIN="$PWD/target/debug/examples/probe" scripts/netsmoke.sh
 
+disk_report "before the macOS check"
 step "macOS compile check (aarch64-apple-darwin, videotoolbox + gpu)"
 scripts/check-macos.sh
 
@@ -143,4 +161,5 @@ if [ "${FUZZ_SECONDS:-10}" != "0" ]; then
   FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz-smoke.sh
 fi
 
+disk_report "end"
 step "all checks passed"
