@@ -70,8 +70,9 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 disk_report() {
   local free used
   free=$(df -Pk . | awk 'NR==2 { printf "%.1f", $4 / 1048576 }')
-  used=$(du -sk target 2>/dev/null | awk '{ printf "%.1f", $1 / 1048576 }')
-  printf 'disk: %s GiB free, target/ %s GiB (%s)\n' "$free" "${used:-0}" "$1"
+  # (no target/ yet on a clean clone: du fails, and pipefail would end the script)
+  used=$(du -sk target 2>/dev/null | awk '{ printf "%.1f", $1 / 1048576 }') || used=0
+  printf 'disk: %s GiB free, target/ %s GiB (%s)\n' "$free" "$used" "$1"
 }
 disk_report "start"
 if [ "$(df -Pk . | awk 'NR==2 { print $4 }')" -lt $((12 * 1048576)) ]; then
