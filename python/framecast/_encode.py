@@ -48,7 +48,10 @@ class Encoder:
       ``"lz4"``, ``"zstd"``). Several servers (a list, or ``"a:5555,b:5555"``) make a pool:
       the session goes to the first that takes it, passing over busy, refusing and dead
       ones (:attr:`backend` names the one chosen); :class:`RemoteError` lists every attempt
-      when none does.
+      when none does. If the chosen server's connection dies mid-stream, the session goes on
+      on the next server that takes it: the frames whose packets had not come back are sent
+      again, the new stream starts with a keyframe, no frame is lost or repeated, and a
+      ``RuntimeWarning`` names both servers (:attr:`backend` then names the new one).
     """
 
     def __init__(

@@ -2,8 +2,9 @@
 //! Mac's VideoToolbox through `vtremoted`, or another framecast) and its packets come back
 //! behind the same contract as a local encoder.
 //!
-//! The session runs as [`framecast_remote::client::run_stream`] on the shared runtime: frames
-//! go in through a channel, packets come out through another. With `max_in_flight_frames` 0
+//! The session runs as [`framecast_remote::failover::ServerPool::run_encode`] on the shared
+//! runtime: frames go in through a channel, packets come out through another; a server lost
+//! mid-stream is replaced by the next of the pool (a `RuntimeWarning` says so). With `max_in_flight_frames` 0
 //! each `encode()` waits for its own packet (1-in-1-out); above 0 that many frames may be
 //! in flight and `encode()` returns what has arrived.
 
@@ -13,13 +14,14 @@ use crate::frames::HostView;
 use crate::runtime::runtime;
 use framecast_core::ColorSpace;
 use framecast_encode::{EncoderConfig, FrameMeta, OutputFormat, PacketTimings};
-use framecast_remote::client::{run_stream, ClientOptions, Credit, RunError, StreamStats};
-use framecast_remote::failover::{Established, Failover, ServerPool};
+use framecast_remote::client::{ClientOptions, RunError, StreamStats};
+use framecast_remote::failover::{Failover, Resumed, ServerPool};
 use framecast_remote::planes::FramePlanes;
 use framecast_remote::wire::{pix_fmt, Configure, FrameMsg, Message, FLAG_KEYFRAME};
 use framecast_remote::Compression;
 use pyo3::prelude::*;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -65,6 +67,27 @@ pub(crate) struct RemoteEncoder {
     extradata: Option<Vec<u8>>,
     codec_string: Option<String>,
     timeout: Duration,
+    /// Servers the session moved to mid-stream, not yet reported (the session's task writes,
+    /// the Python thread reads and warns).
+    moves: Arc<Mutex<Vec<Moved>>>,
+}
+
+/// The session lost its server mid-stream and went on on another.
+struct Moved {
+    server: String,
+    message: String,
+}
+
+impl From<&Resumed> for Moved {
+    fn from(r: &Resumed) -> Self {
+        Moved {
+            server: r.server.clone(),
+            message: format!(
+                "remote encoder: lost {} mid-stream ({}); resumed on {}, {} frame(s) sent again",
+                r.lost, r.error, r.server, r.resent
+            ),
+        }
+    }
 }
 
 fn remote_error(e: impl std::fmt::Display) -> PyErr {
@@ -104,27 +127,29 @@ impl RemoteEncoder {
         let addr = s.addr.clone();
         let window = s.window;
         let (in_tx, in_rx) = mpsc::channel::<Message>(window.max(1));
+        let moves = Arc::new(Mutex::new(Vec::new()));
         let (out_tx, out_rx) = mpsc::unbounded_channel::<Message>();
         let (ack, task, server) = py
             .detach(|| {
                 runtime().block_on(async {
                     let pool = ServerPool::parse(&addr, Failover::default())?;
-                    let Established {
-                        client,
-                        ack,
-                        server,
-                        ..
-                    } = pool.establish(&opts, |_| cfg.clone()).await?;
-                    let task = tokio::spawn(run_stream(
-                        client,
-                        in_rx,
-                        window.max(1),
-                        Credit::PerOutput,
-                        move |m| {
-                            let _ = out_tx.send(m);
-                            Ok::<(), Infallible>(())
-                        },
-                    ));
+                    let established = pool.establish(&opts, |_| cfg.clone()).await?;
+                    let (ack, server) = (established.ack.clone(), established.server.clone());
+                    let resumes = Arc::clone(&moves);
+                    let task = tokio::spawn(async move {
+                        pool.run_encode(
+                            &opts,
+                            established,
+                            in_rx,
+                            window.max(1),
+                            move |m| {
+                                let _ = out_tx.send(m);
+                                Ok::<(), Infallible>(())
+                            },
+                            move |r| resumes.lock().unwrap().push(Moved::from(r)),
+                        )
+                        .await
+                    });
                     Ok::<_, framecast_remote::RemoteError>((ack, task, server))
                 })
             })
@@ -144,11 +169,29 @@ impl RemoteEncoder {
             extradata: (!ack.extradata.is_empty()).then(|| ack.extradata.to_vec()),
             codec_string: None,
             timeout: s.timeout,
+            moves,
         })
     }
 
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// Report each move to another server once, as a `RuntimeWarning` (on the Python thread:
+    /// the session's task never calls Python).
+    fn report_moves(&mut self, py: Python<'_>) -> PyResult<()> {
+        let moves = std::mem::take(&mut *self.moves.lock().unwrap());
+        for m in moves {
+            self.addr = m.server;
+            let message = std::ffi::CString::new(m.message).unwrap_or_default();
+            PyErr::warn(
+                py,
+                &py.get_type::<pyo3::exceptions::PyRuntimeWarning>(),
+                &message,
+                1,
+            )?;
+        }
+        Ok(())
     }
 
     pub fn codec_string(&self) -> Option<String> {
@@ -301,6 +344,7 @@ impl RemoteEncoder {
         for m in self.ready() {
             out.push(self.produced(m)?);
         }
+        self.report_moves(py)?;
         Ok(out)
     }
 
@@ -311,7 +355,7 @@ impl RemoteEncoder {
 
     /// FLUSH: the packets of every frame still in flight, then the session ends.
     pub fn flush(&mut self, py: Python<'_>) -> PyResult<Vec<Produced>> {
-        self.input = None; // run_stream sends FLUSH once its input ends
+        self.input = None; // run_encode sends FLUSH once its input ends
         let Some(task) = self.task.take() else {
             return Ok(Vec::new());
         };
@@ -320,6 +364,7 @@ impl RemoteEncoder {
         for m in self.ready() {
             out.push(self.produced(m)?);
         }
+        self.report_moves(py)?;
         match result {
             Ok(Ok(_)) => Ok(out),
             Ok(Err(e)) => Err(remote_error(format!("remote encoder {}: {e}", self.addr))),

@@ -34,8 +34,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
+def _start_server() -> tuple[subprocess.Popen, str]:
+    """A `framecast remote serve` process with TOKEN, once it accepts connections."""
     port = _free_port()
     proc = subprocess.Popen(
         [_binary(), "remote", "serve", "--listen", f"127.0.0.1:{port}", "--token-env", "TOK"],
@@ -47,13 +47,18 @@ def server():
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
+            return proc, f"127.0.0.1:{port}"
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
                 pytest.fail(f"remote server did not start: {proc.stderr.read().decode()}")
             time.sleep(0.1)
-    yield f"127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def server():
+    proc, addr = _start_server()
+    yield addr
     proc.terminate()
     proc.wait(10)
 
@@ -130,3 +135,35 @@ def test_a_pool_passes_over_dead_and_refusing_servers(server):
     ) as e:
         framecast.Encoder(W, H, remote=[dead, server], token="wrong", timeout=2)
     assert dead in str(e.value) and "authentication failed" in str(e.value)
+
+
+def test_a_server_lost_mid_stream_is_replaced_without_losing_a_frame(server):
+    """The first server of the pool dies mid-stream: the session goes on on the next one,
+    with a RuntimeWarning, and every frame's packet comes back once, in order."""
+    doomed, first = _start_server()
+    try:
+        enc = framecast.Encoder(W, H, fps=30, gop=1000, remote=[first, server], token=TOKEN)
+        assert enc.backend == f"remote:{first}"
+        frames = [make_card(t=t) for t in range(10)]
+        packets = []
+        for i, f in enumerate(frames[:5]):
+            packets += enc.encode(f, pts_ns=i * 33_333_333)
+        doomed.kill()
+        doomed.wait(10)
+        # Frame 5's packet comes from the second server: the move is reported with it.
+        with pytest.warns(RuntimeWarning, match=f"lost {first} mid-stream.*resumed on {server}"):
+            packets += enc.encode(frames[5], pts_ns=5 * 33_333_333)
+        for i, f in enumerate(frames[6:], start=6):
+            packets += enc.encode(f, pts_ns=i * 33_333_333)
+        packets += enc.flush()
+        assert enc.backend == f"remote:{server}"
+        assert [p.token for p in packets] == list(range(10))
+        # The second server starts its stream with an IDR (gop 1000: no periodic one).
+        assert [p.token for p in packets if p.is_keyframe] == [0, 5]
+        decoded = decode_h264(b"".join(p.data for p in packets))
+        assert len(decoded) == 10
+        for got, want in zip(decoded, frames):
+            assert psnr(got, want) >= 38
+    finally:
+        doomed.kill()
+        doomed.wait(10)

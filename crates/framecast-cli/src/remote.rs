@@ -18,7 +18,7 @@ use framecast_remote::server::{Server, ServerConfig, ServerError};
 use framecast_remote::wire::{
     pix_fmt, Configure, FrameMsg, HelloAck, Message, PacketMsg, FLAG_KEYFRAME,
 };
-use framecast_remote::{Compression, RemoteError};
+use framecast_remote::{Compression, RemoteError, ServerAttempt};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -76,6 +76,8 @@ struct ServeArgs {
 struct ConnectArgs {
     /// Server address; several (repeat the flag, or separate with commas) make a pool: the
     /// session goes to the first that takes it, passing over BUSY, refusing and dead servers.
+    /// An `encode` whose server dies mid-stream goes on on the next one (frames in flight are
+    /// sent again).
     #[arg(long, value_name = "HOST:PORT", required = true, value_delimiter = ',')]
     server: Vec<String>,
     /// Rounds over the pool while every server is busy or unreachable (with a doubling
@@ -220,13 +222,21 @@ fn remote_fail(e: RemoteError, server: &str) -> Failure {
     }
 }
 
-/// Connect and configure on the first server of `--server` that takes the session;
-/// `configure` builds CONFIGURE from that server's HELLO_ACK. Returns the session and the
-/// address that took it (for later error messages).
+/// The servers of `--server` and how to greet them.
+struct Pool {
+    servers: ServerPool,
+    opts: ClientOptions,
+    /// All of them, for error messages.
+    all: String,
+}
+
+/// A session on the first server of `--server` that takes it: `configure` builds CONFIGURE
+/// from that server's HELLO_ACK. Returns the session, the address that took it (for later
+/// error messages) and the pool (to resume an encode session elsewhere).
 async fn establish(
     c: &ConnectArgs,
     configure: impl Fn(&HelloAck) -> Configure,
-) -> Result<(Established, String), Failure> {
+) -> Result<(Established, String, Pool), Failure> {
     let opts = ClientOptions {
         token: c.token.load()?.unwrap_or_default(),
         timeout: secs(c.timeout, "--timeout")?,
@@ -237,20 +247,24 @@ async fn establish(
         rounds: c.rounds,
         ..Failover::default()
     };
-    let pool =
+    let servers =
         ServerPool::new(c.server.iter().cloned(), failover).map_err(|e| remote_fail(e, &all))?;
-    let e = pool
+    let e = servers
         .establish(&opts, configure)
         .await
         .map_err(|e| remote_fail(e, &all))?;
-    for skipped in &e.passed_over {
+    report_passed_over(&e.passed_over);
+    let server = e.server.clone();
+    Ok((e, server, Pool { servers, opts, all }))
+}
+
+fn report_passed_over(passed_over: &[ServerAttempt]) {
+    for skipped in passed_over {
         eprintln!(
             "framecast remote: passed over {}: {}",
             skipped.server, skipped.error
         );
     }
-    let server = e.server.clone();
-    Ok((e, server))
 }
 
 fn summary(what: &str, frames: u64, bytes: u64, out: &Path, s: &StreamStats) {
@@ -270,6 +284,8 @@ struct PacketSink {
     writer: PacketWriter,
     container: Container,
     avcc: Option<Vec<u8>>,
+    /// The first SPS/PPS seen in band (Annex B).
+    parameter_sets: Option<Vec<u8>>,
     tb: (u32, u32),
     frames: u64,
 }
@@ -290,6 +306,7 @@ impl PacketSink {
             writer,
             container,
             avcc: (!ack_extradata.is_empty()).then(|| ack_extradata.to_vec()),
+            parameter_sets: None,
             tb: (fps.1, fps.0),
             frames: 0,
         })
@@ -297,13 +314,27 @@ impl PacketSink {
 
     /// What the server sent is wrong: exit 5; the file cannot be written: exit 4.
     fn write(&mut self, p: PacketMsg) -> Result<(), Failure> {
-        if self.avcc.is_none() {
-            if let Some((sps_pps, _)) = framecast_remote::annexb::parameter_sets(&p.data) {
+        if let Some((sps_pps, _)) = framecast_remote::annexb::parameter_sets(&p.data) {
+            if self.avcc.is_none() {
                 let nals: Vec<&[u8]> = framecast_h264::nal::annexb_nals(&sps_pps).collect();
                 self.avcc =
                     framecast_h264::avcc::AvcDecoderConfig::from_parameter_sets(nals[0], nals[1])
                         .ok()
                         .map(|r| r.to_bytes());
+            }
+            // An .mp4 track has one SPS/PPS; a stream resumed on a server whose encoder
+            // differs may bring others. Annex B carries them in band, so .h264 is fine.
+            match &self.parameter_sets {
+                None => self.parameter_sets = Some(sps_pps),
+                Some(first) if *first != sps_pps && self.container == Container::Mp4 => {
+                    return Err(anyhow!(
+                        "packet {}: the server's SPS/PPS changed mid-stream (a session resumed on \
+                         a different encoder?); an .mp4 track takes one set: write .h264 instead",
+                        self.frames
+                    ))
+                    .code(exit::ENCODER);
+                }
+                Some(_) => {}
             }
         }
         let ns = |t: i64| -> i64 {
@@ -408,7 +439,7 @@ async fn encode(a: EncodeArgs) -> Result<(), Failure> {
         .as_ref()
         .is_some_and(|f| f.format() == PixelFormat::Bgra8);
     let compression = a.connect.compression.wire_value().to_string();
-    let (Established { client, ack, .. }, server) = establish(&a.connect, |hello| {
+    let (established, server, pool) = establish(&a.connect, |hello| {
         let pix = if src_bgra && hello.has("pixfmt.bgra") {
             pix_fmt::BGRA
         } else {
@@ -429,9 +460,16 @@ async fn encode(a: EncodeArgs) -> Result<(), Failure> {
         cfg
     })
     .await?;
-    // What the chosen server was asked for.
-    let bgra = src_bgra && client.hello_ack().has("pixfmt.bgra");
-    let mut sink = PacketSink::create(&a.output, container, (w, h), fps, &ack.extradata)?;
+    // What the chosen server was asked for (a server that takes the session up after a
+    // failure is asked for the same).
+    let bgra = established.configure.pix_fmt == pix_fmt::BGRA;
+    let mut sink = PacketSink::create(
+        &a.output,
+        container,
+        (w, h),
+        fps,
+        &established.ack.extradata,
+    )?;
 
     let window = a.connect.window.max(1);
     let (tx, rx) = mpsc::channel::<Message>(window);
@@ -458,20 +496,42 @@ async fn encode(a: EncodeArgs) -> Result<(), Failure> {
         Ok(n)
     });
     let bar = frame_progress(total, !a.connect.quiet);
-    let result = run_stream(client, rx, window, Credit::PerOutput, |m| {
-        if let Message::Packet(p) = m {
-            sink.write(p)?;
-            bar.inc(1);
-        }
-        Ok(())
-    })
-    .await;
+    let mut current = server;
+    let result = pool
+        .servers
+        .run_encode(
+            &pool.opts,
+            established,
+            rx,
+            window,
+            |m| {
+                if let Message::Packet(p) = m {
+                    sink.write(p)?;
+                    bar.inc(1);
+                }
+                Ok(())
+            },
+            |r| {
+                bar.suspend(|| {
+                    report_passed_over(&r.passed_over);
+                    eprintln!(
+                        "framecast remote: lost {} mid-stream ({}); resumed on {}, sending {} frame(s) again",
+                        r.lost, r.error, r.server, r.resent
+                    );
+                });
+                current = r.server.clone();
+            },
+        )
+        .await;
     bar.finish_and_clear();
     let produced = producer
         .join()
         .map_err(|_| anyhow!("the frame reader panicked"))
         .code(exit::INPUT)?;
-    let stats = result.map_err(|e| stream_fail(e, &server))?;
+    let stats = result.map_err(|e| match e {
+        RunError::Remote(e @ RemoteError::Lost { .. }) => remote_fail(e, &pool.all),
+        e => stream_fail(e, &current),
+    })?;
     produced.code(exit::INPUT)?;
     let frames = sink.frames;
     let bytes = sink.finish()?;
@@ -596,7 +656,7 @@ async fn decode(a: DecodeArgs) -> Result<(), Failure> {
     let fps = fps_ratio(a.fps);
     let compression = a.connect.compression.wire_value().to_string();
     let extradata = Bytes::from(extradata);
-    let (Established { client, .. }, server) = establish(&a.connect, |_| {
+    let (Established { client, .. }, server, _) = establish(&a.connect, |_| {
         let mut cfg = configure_msg("decode", (w, h), pix_fmt::NV12, fps, extradata.clone());
         cfg.set_option("wire_compression", compression.clone());
         cfg
@@ -634,7 +694,7 @@ async fn transcode(a: TranscodeArgs) -> Result<(), Failure> {
     let fps = fps_ratio(a.fps);
     let (ow, oh) = a.size.unwrap_or((w, h));
     let extradata = Bytes::from(extradata);
-    let (Established { client, ack, .. }, server) = establish(&a.connect, |hello| {
+    let (Established { client, ack, .. }, server, _) = establish(&a.connect, |hello| {
         let mut cfg = configure_msg("transcode", (w, h), pix_fmt::NV12, fps, extradata.clone());
         if a.size.is_some() {
             cfg.set_option("out_width", ow.to_string());

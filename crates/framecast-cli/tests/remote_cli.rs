@@ -417,3 +417,112 @@ fn a_pool_of_servers_passes_over_dead_and_refusing_ones() {
         "no VTR1 server took the session (2 attempts)",
     );
 }
+
+/// The frames of a Y4M file: its header and each frame's bytes ("FRAME\n" included).
+fn y4m_split(y4m: &[u8], w: usize, h: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let header_end = y4m.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let frame = b"FRAME\n".len() + w * h * 3 / 2;
+    let body = &y4m[header_end..];
+    assert_eq!(body.len() % frame, 0, "plain FRAME headers, 4:2:0");
+    (
+        y4m[..header_end].to_vec(),
+        body.chunks(frame).map(|c| c.to_vec()).collect(),
+    )
+}
+
+#[test]
+fn an_encode_goes_on_when_its_server_dies_mid_stream() {
+    use std::io::Write;
+    const FRAMES: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.y4m");
+    let made = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+        ])
+        .args([
+            "-frames:v",
+            &FRAMES.to_string(),
+            "-pix_fmt",
+            "yuv420p",
+            "-y",
+        ])
+        .arg(&src)
+        .status()
+        .expect("ffmpeg is installed");
+    assert!(made.success());
+    let (header, frames) = y4m_split(&std::fs::read(&src).unwrap(), 320, 240);
+    assert_eq!(frames.len(), FRAMES);
+
+    let mut first = serve(&[]);
+    let second = serve(&[]);
+    let out = dir.path().join("resumed.mp4");
+    // Frames come through stdin, so the first server can be killed while the session is open.
+    let mut client = Command::new(env!("CARGO_BIN_EXE_framecast"))
+        .args(["remote", "encode", "--server", &first.addr, "--server"])
+        .args([&second.addr, "--timeout", "5", "-q", "-o"])
+        .arg(&out)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("framecast runs");
+    let mut stdin = client.stdin.take().unwrap();
+    stdin.write_all(&header).unwrap();
+    for f in &frames[..FRAMES / 2] {
+        stdin.write_all(f).unwrap();
+    }
+    stdin.flush().unwrap();
+    // Give the first server the first half, then take it away as a crash would.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    for f in &frames[FRAMES / 2..] {
+        stdin.write_all(f).unwrap();
+    }
+    drop(stdin);
+    let done = client.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    let moved: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("mid-stream"))
+        .collect();
+    assert_eq!(moved.len(), 1, "{stderr}");
+    assert!(
+        moved[0].contains(&format!("lost {}", first.addr))
+            && moved[0].contains(&format!("resumed on {}", second.addr)),
+        "{}",
+        moved[0]
+    );
+    // Every frame once, in order: each decoded frame is close to its own source frame.
+    assert_eq!(ffprobe(&out), format!("h264,320,240,{FRAMES}"));
+    let decoded = ffmpeg_raw(&out, "yuv420p");
+    let size = 320 * 240 * 3 / 2;
+    assert_eq!(decoded.len(), FRAMES * size);
+    let source = |i: usize| &frames[i][b"FRAME\n".len()..];
+    let mad = |a: &[u8], b: &[u8]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (*x as i32 - *y as i32).unsigned_abs() as u64)
+            .sum::<u64>() as f64
+            / size as f64
+    };
+    for (i, got) in decoded.chunks(size).enumerate() {
+        let own = mad(got, source(i));
+        assert!(own < 4.0, "frame {i}: mean difference {own:.2}");
+        // testsrc2 moves every frame: a frame lost or repeated would match a neighbour better.
+        for j in [i.wrapping_sub(1), i + 1] {
+            if j < FRAMES {
+                let other = mad(got, source(j));
+                assert!(own < other, "frame {i} is closer to source frame {j}");
+            }
+        }
+    }
+}

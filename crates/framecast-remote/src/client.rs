@@ -4,9 +4,11 @@
 
 use crate::client_session::{ClientHello, ClientOutput, Vtr1ClientSession};
 use crate::error::RemoteError;
+use crate::resume::Journal;
 use crate::wire::{
     Configure, ConfigureAck, HelloAck, Limits, Message, Vtr1Codec, DEFAULT_MAX_MESSAGE_BYTES,
 };
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, ToSocketAddrs};
@@ -151,6 +153,11 @@ impl Client {
         }
     }
 
+    /// Bytes written and read on this connection so far.
+    pub fn wire_bytes(&self) -> (u64, u64) {
+        (self.bytes_sent, self.bytes_received)
+    }
+
     /// The per-operation deadline.
     pub fn timeout(&self) -> Duration {
         self.timeout
@@ -268,6 +275,9 @@ pub enum RunError<E> {
 /// inputs in flight, hand every PACKET/FRAME the server returns to `on_output` in order (a
 /// PACKET in encode and transcode mode, a FRAME in decode mode: anything else is an error),
 /// send FLUSH when `inputs` ends and return once DONE arrives.
+///
+/// For an encode session that should survive its server, see
+/// [`crate::failover::ServerPool::run_encode`].
 pub async fn run_stream<E>(
     mut client: Client,
     mut inputs: mpsc::Receiver<Message>,
@@ -276,26 +286,79 @@ pub async fn run_stream<E>(
     mut on_output: impl FnMut(Message) -> Result<(), E>,
 ) -> Result<StreamStats, RunError<E>> {
     let started = Instant::now();
+    let mut feed = Feed::new(&mut inputs);
+    drive(&mut client, &mut feed, window, credit, None, &mut on_output).await?;
+    let (inputs, outputs) = client.session.counts();
+    Ok(StreamStats {
+        inputs,
+        outputs,
+        bytes_sent: client.bytes_sent,
+        bytes_received: client.bytes_received,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Where a session's inputs come from: first what must be sent again (a resumed session's
+/// frames still owed), then the caller's channel.
+pub(crate) struct Feed<'a> {
+    inputs: &'a mut mpsc::Receiver<Message>,
+    open: bool,
+    /// Sent before anything new from `inputs`.
+    pub(crate) again: VecDeque<Message>,
+    /// Taken from `inputs` so far.
+    pub(crate) taken: u64,
+}
+
+impl<'a> Feed<'a> {
+    pub(crate) fn new(inputs: &'a mut mpsc::Receiver<Message>) -> Self {
+        Feed {
+            inputs,
+            open: true,
+            again: VecDeque::new(),
+            taken: 0,
+        }
+    }
+}
+
+/// Run one connection's stream until DONE (`Ok`) or its first failure. `journal` (encode
+/// sessions that may be resumed) sees every input sent and every output returned.
+pub(crate) async fn drive<E>(
+    client: &mut Client,
+    feed: &mut Feed<'_>,
+    window: usize,
+    credit: Credit,
+    mut journal: Option<&mut Journal>,
+    on_output: &mut impl FnMut(Message) -> Result<(), E>,
+) -> Result<(), RunError<E>> {
     client.session.set_window(credit, window);
-    let mut inputs_open = true;
     loop {
         for o in std::mem::take(&mut client.pending) {
             match o {
-                ClientOutput::Output(m) => on_output(m).map_err(RunError::Output)?,
-                ClientOutput::Done => {
-                    let (inputs, outputs) = client.session.counts();
-                    return Ok(StreamStats {
-                        inputs,
-                        outputs,
-                        bytes_sent: client.bytes_sent,
-                        bytes_received: client.bytes_received,
-                        seconds: started.elapsed().as_secs_f64(),
-                    });
+                ClientOutput::Output(m) => {
+                    if let Some(j) = journal.as_deref_mut() {
+                        j.answered(&m);
+                    }
+                    on_output(m).map_err(RunError::Output)?;
                 }
+                ClientOutput::Done => return Ok(()),
                 _ => {}
             }
         }
-        let room = inputs_open && client.session.can_send();
+        let now = client.now();
+        if client.session.can_send() {
+            if let Some(m) = feed.again.pop_front() {
+                if let Some(j) = journal.as_deref_mut() {
+                    j.sent(&m);
+                }
+                client.session.send_input(m, now)?;
+                client.flush_outputs().await?;
+                continue;
+            }
+        }
+        if !feed.open && feed.again.is_empty() {
+            client.session.finish(now); // once: FLUSH after the last input
+        }
+        let room = feed.open && client.session.can_send();
         let deadline = client
             .session
             .poll_timeout()
@@ -306,12 +369,18 @@ pub async fn run_stream<E>(
                 let now = client.now();
                 client.session.handle_message(m, now)?;
             }
-            input = inputs.recv(), if room => {
+            input = feed.inputs.recv(), if room => {
                 let now = client.now();
                 match input {
-                    Some(m) => client.session.send_input(m, now)?,
+                    Some(m) => {
+                        feed.taken += 1;
+                        if let Some(j) = journal.as_deref_mut() {
+                            j.sent(&m);
+                        }
+                        client.session.send_input(m, now)?;
+                    }
                     None => {
-                        inputs_open = false;
+                        feed.open = false;
                         client.session.finish(now);
                     }
                 }

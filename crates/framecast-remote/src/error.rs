@@ -412,6 +412,18 @@ pub enum RemoteError {
         /// Each server tried, in order, with why it was passed over.
         attempts: Vec<ServerAttempt>,
     },
+    /// An encode session lost mid-stream that no server of the pool took up again.
+    #[error(
+        "the session on {server} was lost mid-stream ({error}), and resuming it failed: {resume}"
+    )]
+    Lost {
+        /// The server whose connection died.
+        server: String,
+        /// How it died.
+        error: Box<RemoteError>,
+        /// Why no server took the session again.
+        resume: Box<RemoteError>,
+    },
 }
 
 /// One server a [`crate::failover::ServerPool`] tried and passed over.

@@ -9,14 +9,20 @@
 //! and tries another round, up to `rounds`; a round in which every server refused outright
 //! (token, configuration) is not repeated, since asking again would get the same answer.
 //!
-//! Failover happens while establishing a session. A session that dies mid-stream is reported
-//! to the caller (its frames in flight would have to be sent again to another server, which
-//! starts a new stream with an IDR); the caller may establish a new one through the pool.
+//! An encode session whose connection dies mid-stream (closed, reset, silent past the
+//! deadline) is resumed by [`ServerPool::run_encode`]: the same CONFIGURE goes to the pool
+//! again, and the frames whose packets had not come back are sent again, the first as a forced
+//! keyframe, so the output goes on from an IDR with no frame lost or repeated (see
+//! [`crate::resume`] for when that holds: not with B-frames). A server's own ERROR is an
+//! answer and ends the run; so does a resume that gets no packet back before the next failure,
+//! `rounds` times in a row.
 
-use crate::client::{Client, ClientOptions};
+use crate::client::{drive, Client, ClientOptions, Credit, Feed, RunError, StreamStats};
 use crate::error::{RemoteError, ServerAttempt};
-use crate::wire::{Configure, ConfigureAck, HelloAck};
-use std::time::Duration;
+use crate::resume::Journal;
+use crate::wire::{Configure, ConfigureAck, HelloAck, Message};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 /// How often and how patiently a [`ServerPool`] goes round its servers.
 #[derive(Debug, Clone)]
@@ -50,6 +56,8 @@ pub struct Established {
     pub client: Client,
     /// The server's CONFIGURE_ACK.
     pub ack: ConfigureAck,
+    /// The CONFIGURE it accepted (a resumed session sends the same).
+    pub configure: Configure,
     /// The address that took the session.
     pub server: String,
     /// The servers passed over on the way, with why.
@@ -111,7 +119,7 @@ impl ServerPool {
             let mut worth_another_round = false;
             for server in &self.servers {
                 match try_server(server, opts, &configure).await {
-                    Ok((client, ack)) => {
+                    Ok((client, ack, configure)) => {
                         if !attempts.is_empty() {
                             tracing::info!(
                                 server = %server,
@@ -122,6 +130,7 @@ impl ServerPool {
                         return Ok(Established {
                             client,
                             ack,
+                            configure,
                             server: server.clone(),
                             passed_over: attempts,
                         });
@@ -150,15 +159,119 @@ impl ServerPool {
     }
 }
 
+/// An encode session that lost its server mid-stream and went on elsewhere.
+#[derive(Debug)]
+pub struct Resumed {
+    /// The server whose connection died.
+    pub lost: String,
+    /// How it died.
+    pub error: RemoteError,
+    /// The server that took the session up.
+    pub server: String,
+    /// Servers passed over on the way.
+    pub passed_over: Vec<ServerAttempt>,
+    /// Frames sent again (those whose packets had not come back).
+    pub resent: usize,
+}
+
+impl ServerPool {
+    /// Run an encode session (FRAME in, PACKET out) established by [`ServerPool::establish`]
+    /// as [`crate::client::run_stream`] does, resuming it through the pool when its
+    /// connection dies mid-stream: `on_resume` hears of each move, `on_output` sees every
+    /// packet once, in order. Packets out of pts order (B-frames) make a session
+    /// unresumable, and its failure is returned as it is. `StreamStats` counts the inputs
+    /// taken from `inputs` and the packets handed on; bytes are those of every connection.
+    pub async fn run_encode<E>(
+        &self,
+        opts: &ClientOptions,
+        first: Established,
+        mut inputs: mpsc::Receiver<Message>,
+        window: usize,
+        mut on_output: impl FnMut(Message) -> Result<(), E>,
+        mut on_resume: impl FnMut(&Resumed),
+    ) -> Result<StreamStats, RunError<E>> {
+        let started = Instant::now();
+        let Established {
+            mut client,
+            configure,
+            mut server,
+            ..
+        } = first;
+        let mut feed = Feed::new(&mut inputs);
+        let mut journal = Journal::default();
+        let mut stats = StreamStats::default();
+        let mut outputs = 0u64;
+        let mut fruitless = 0u32;
+        loop {
+            let ran = drive(
+                &mut client,
+                &mut feed,
+                window,
+                Credit::PerOutput,
+                Some(&mut journal),
+                &mut |m| {
+                    outputs += 1;
+                    on_output(m)
+                },
+            )
+            .await;
+            let (sent, received) = client.wire_bytes();
+            stats.bytes_sent += sent;
+            stats.bytes_received += received;
+            let error = match ran {
+                Ok(()) => break,
+                Err(RunError::Remote(e)) if is_transient(&e) => e,
+                Err(e) => return Err(e),
+            };
+            if journal.not_resumable().is_some() {
+                return Err(error.into());
+            }
+            fruitless = if journal.progressed() {
+                1
+            } else {
+                fruitless + 1
+            };
+            if fruitless > self.failover.rounds {
+                return Err(error.into());
+            }
+            tracing::info!(server = %server, error = %error, owed = journal.unanswered(), "VTR1 session lost mid-stream; resuming");
+            let next = match self.establish(opts, |_| configure.clone()).await {
+                Ok(next) => next,
+                Err(resume) => {
+                    return Err(RemoteError::Lost {
+                        server,
+                        error: Box::new(error),
+                        resume: Box::new(resume),
+                    }
+                    .into())
+                }
+            };
+            feed.again = journal.take_for_resume();
+            on_resume(&Resumed {
+                lost: std::mem::replace(&mut server, next.server),
+                error,
+                server: server.clone(),
+                passed_over: next.passed_over,
+                resent: feed.again.len(),
+            });
+            client = next.client;
+        }
+        stats.inputs = feed.taken;
+        stats.outputs = outputs;
+        stats.seconds = started.elapsed().as_secs_f64();
+        Ok(stats)
+    }
+}
+
 async fn try_server(
     server: &str,
     opts: &ClientOptions,
     configure: &impl Fn(&HelloAck) -> Configure,
-) -> Result<(Client, ConfigureAck), RemoteError> {
+) -> Result<(Client, ConfigureAck, Configure), RemoteError> {
     let mut client = Client::connect(server, opts.clone()).await?;
     let cfg = configure(client.hello_ack());
-    let ack = client.configure(cfg).await?;
-    Ok((client, ack))
+    let ack = client.configure(cfg.clone()).await?;
+    Ok((client, ack, cfg))
 }
 
 /// Whether asking the same server again later may succeed: it was busy, or the connection

@@ -18,7 +18,9 @@
 //! * [`server`] and [`client`]: thin tokio shells around the sessions (sockets, the session
 //!   limit, the media thread).
 //! * [`failover`]: a pool of servers; the session goes to the first that takes it (BUSY,
-//!   refusals and dead addresses are passed over).
+//!   refusals and dead addresses are passed over), and an encode session whose connection
+//!   dies mid-stream is resumed on the next, with the frames still owed sent again
+//!   ([`resume`]: which frames those are).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), framecast_remote::RemoteError> {
@@ -52,6 +54,7 @@ mod error;
 pub mod failover;
 pub mod media;
 pub mod planes;
+pub mod resume;
 pub mod server;
 pub mod server_session;
 pub mod settings;
