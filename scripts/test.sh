@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says how long the run has taken so far (bash's SECONDS), so a slow CI run shows where.
+step() { printf '\n==> %s [%d s]\n' "$*" "$SECONDS"; }
 
 # --- system packages -------------------------------------------------------------------------
 # nasm: OpenH264's x86 assembly (without it, encoding is ~3x slower; build.rs warns).
@@ -163,4 +164,4 @@ if [ "${FUZZ_SECONDS:-10}" != "0" ]; then
 fi
 
 disk_report "end"
-step "all checks passed"
+step "all checks passed in $((SECONDS / 60)) min $((SECONDS % 60)) s"
