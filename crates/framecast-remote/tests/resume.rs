@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use framecast_remote::client::ClientOptions;
-use framecast_remote::failover::{Failover, ServerPool};
+use framecast_remote::failover::{Established, Failover, ServerPool};
 use framecast_remote::wire::{pix_fmt, Configure, Message, FLAG_KEYFRAME};
 use framecast_remote::{Compression, RemoteError};
 use std::net::SocketAddr;
@@ -88,6 +88,23 @@ async fn dying_relay(server: SocketAddr, cut_after: u64) -> (SocketAddr, Arc<Ato
     (addr, relayed)
 }
 
+/// A pool of `servers` (two quick rounds) and a session established on it.
+async fn pool_of(servers: &[SocketAddr]) -> (ServerPool, Established) {
+    let pool = ServerPool::new(
+        servers.iter().map(|s| s.to_string()),
+        Failover {
+            rounds: 2,
+            backoff: Duration::from_millis(50),
+        },
+    )
+    .unwrap();
+    let established = pool
+        .establish(&fast_opts(), |_| encode_cfg())
+        .await
+        .unwrap();
+    (pool, established)
+}
+
 fn frame_messages() -> Vec<Message> {
     nv12_frames(W, H, FRAMES)
         .iter()
@@ -113,18 +130,7 @@ async fn a_server_lost_mid_stream_is_replaced_and_no_frame_is_lost_or_repeated()
     let first = start(config()).await;
     let second = start(config()).await;
     let (dying, relayed) = dying_relay(first, CUT_AFTER_BYTES).await;
-    let pool = ServerPool::new(
-        [dying.to_string(), second.to_string()],
-        Failover {
-            rounds: 2,
-            backoff: Duration::from_millis(50),
-        },
-    )
-    .unwrap();
-    let established = pool
-        .establish(&fast_opts(), |_| encode_cfg())
-        .await
-        .unwrap();
+    let (pool, established) = pool_of(&[dying, second]).await;
     assert_eq!(established.server, dying.to_string());
 
     let window = 4;
@@ -207,18 +213,7 @@ async fn a_server_lost_mid_stream_is_replaced_and_no_frame_is_lost_or_repeated()
 async fn a_lost_session_with_nowhere_to_go_reports_the_loss_and_the_resume() {
     let only = start(config()).await;
     let (dying, _) = dying_relay(only, CUT_AFTER_BYTES).await;
-    let pool = ServerPool::new(
-        [dying.to_string()],
-        Failover {
-            rounds: 2,
-            backoff: Duration::from_millis(50),
-        },
-    )
-    .unwrap();
-    let established = pool
-        .establish(&fast_opts(), |_| encode_cfg())
-        .await
-        .unwrap();
+    let (pool, established) = pool_of(&[dying]).await;
     let mut packets = 0u64;
     let err = pool
         .run_encode(
