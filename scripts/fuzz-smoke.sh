@@ -5,10 +5,17 @@
 #
 #   scripts/fuzz-smoke.sh              # all targets, 15 s each
 #   FUZZ_SECONDS=60 scripts/fuzz-smoke.sh sps_rewrite
+#   FUZZ_PROFILE=dev scripts/fuzz-smoke.sh   # unoptimised build: compiles faster, fuzzes slower
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-15}"
+profile=()
+case "${FUZZ_PROFILE:-release}" in
+  release) ;;
+  dev) profile=(--dev) ;;
+  *) echo "FUZZ_PROFILE must be release or dev, not ${FUZZ_PROFILE}" >&2; exit 2 ;;
+esac
 # cargo-fuzz needs nightly flags. Use a nightly toolchain when rustup has one; otherwise let the
 # stable compiler accept them (RUSTC_BOOTSTRAP) and skip the sanitizer runtime.
 extra=()
@@ -38,7 +45,7 @@ for target in "${targets[@]}"; do
   mkdir -p "$corpus"
   echo "== fuzzing $target for ${seconds}s (seeds: $seeds)"
   # -fuzz-dir keeps the invocation independent of the current directory.
-  cargo $toolchain fuzz run "${extra[@]}" --fuzz-dir fuzz "$target" "$corpus" "$seeds" -- \
+  cargo $toolchain fuzz run "${profile[@]}" "${extra[@]}" --fuzz-dir fuzz "$target" "$corpus" "$seeds" -- \
     -max_total_time="$seconds" -print_final_stats=1
 done
 echo "fuzz smoke: ${#targets[@]} target(s) ran ${seconds}s each without a crash"
