@@ -246,7 +246,8 @@ impl ServerPool {
                     .into())
                 }
             };
-            feed.again = journal.take_for_resume();
+            let not_yet_resent = std::mem::take(&mut feed.again);
+            feed.again = journal.take_for_resume(not_yet_resent);
             on_resume(&Resumed {
                 lost: std::mem::replace(&mut server, next.server),
                 error,

@@ -65,11 +65,14 @@ impl Journal {
         self.answered_since_resume > 0
     }
 
-    /// Frames sent and not answered, in order, to send again to a new session; the first is
-    /// marked as a forced keyframe (a new session starts with an IDR anyway: this says so).
-    pub fn take_for_resume(&mut self) -> VecDeque<Message> {
+    /// What a new session must be sent before anything new: the frames sent and not
+    /// answered, then `not_yet_resent` (what an earlier resume had still to send again when
+    /// it failed too), in order. The first is marked as a forced keyframe (a new session
+    /// starts with an IDR anyway: this says so).
+    pub fn take_for_resume(&mut self, not_yet_resent: VecDeque<Message>) -> VecDeque<Message> {
         self.answered_since_resume = 0;
         let mut frames = std::mem::take(&mut self.unanswered);
+        frames.extend(not_yet_resent);
         if let Some(Message::Frame(f)) = frames.front_mut() {
             f.flags |= FLAG_KEYFRAME;
         }
@@ -142,7 +145,7 @@ mod tests {
         assert_eq!(j.unanswered(), 3);
         assert!(j.progressed());
         assert_eq!(j.not_resumable(), None);
-        let again = j.take_for_resume();
+        let again = j.take_for_resume(VecDeque::new());
         assert_eq!(again.len(), 3);
         assert_eq!(pts_of(&again), vec![(2, true), (3, false), (4, false)]);
         assert!(!j.progressed());
@@ -157,7 +160,28 @@ mod tests {
         }
         j.answered(&packet(0));
         j.answered(&packet(2)); // the encoder skipped frame 1
-        assert_eq!(pts_of(&j.take_for_resume()), vec![(3, true)]);
+        assert_eq!(pts_of(&j.take_for_resume(VecDeque::new())), vec![(3, true)]);
+    }
+
+    #[test]
+    fn a_resume_that_fails_while_resending_keeps_what_it_had_not_resent() {
+        let mut j = Journal::default();
+        for pts in 0..6 {
+            j.sent(&frame(pts));
+        }
+        j.answered(&packet(1));
+        let mut again = j.take_for_resume(VecDeque::new()); // 2, 3, 4, 5
+                                                            // The new session takes 2 and 3, answers 2, and dies before 4 and 5 went out.
+        for _ in 0..2 {
+            j.sent(&again.pop_front().unwrap());
+        }
+        j.answered(&packet(2));
+        let owed = j.take_for_resume(again);
+        assert_eq!(
+            pts_of(&owed),
+            vec![(3, true), (4, false), (5, false)],
+            "nothing lost, nothing twice"
+        );
     }
 
     #[test]
