@@ -4,9 +4,9 @@
 //!
 //! The session runs as [`framecast_remote::failover::ServerPool::run_encode`] on the shared
 //! runtime: frames go in through a channel, packets come out through another; a server lost
-//! mid-stream is replaced by the next of the pool (a `RuntimeWarning` says so). With `max_in_flight_frames` 0
-//! each `encode()` waits for its own packet (1-in-1-out); above 0 that many frames may be
-//! in flight and `encode()` returns what has arrived.
+//! mid-stream is replaced by the next of the pool (a `RuntimeWarning` says so). With
+//! `max_in_flight_frames` 0 each `encode()` waits for its own packet (1-in-1-out); above 0
+//! that many frames may be in flight and `encode()` returns what has arrived.
 
 use crate::encoder::Produced;
 use crate::errors::{value_error, ClosedError, RemoteError};
@@ -82,10 +82,7 @@ impl From<&Resumed> for Moved {
     fn from(r: &Resumed) -> Self {
         Moved {
             server: r.server.clone(),
-            message: format!(
-                "remote encoder: lost {} mid-stream ({}); resumed on {}, {} frame(s) sent again",
-                r.lost, r.error, r.server, r.resent
-            ),
+            message: format!("remote encoder: {r}"),
         }
     }
 }

@@ -231,12 +231,12 @@ struct Pool {
 }
 
 /// A session on the first server of `--server` that takes it: `configure` builds CONFIGURE
-/// from that server's HELLO_ACK. Returns the session, the address that took it (for later
-/// error messages) and the pool (to resume an encode session elsewhere).
+/// from that server's HELLO_ACK. Returns the session (`server` names the address that took
+/// it, for later error messages) and the pool (to resume an encode session elsewhere).
 async fn establish(
     c: &ConnectArgs,
     configure: impl Fn(&HelloAck) -> Configure,
-) -> Result<(Established, String, Pool), Failure> {
+) -> Result<(Established, Pool), Failure> {
     let opts = ClientOptions {
         token: c.token.load()?.unwrap_or_default(),
         timeout: secs(c.timeout, "--timeout")?,
@@ -254,8 +254,7 @@ async fn establish(
         .await
         .map_err(|e| remote_fail(e, &all))?;
     report_passed_over(&e.passed_over);
-    let server = e.server.clone();
-    Ok((e, server, Pool { servers, opts, all }))
+    Ok((e, Pool { servers, opts, all }))
 }
 
 fn report_passed_over(passed_over: &[ServerAttempt]) {
@@ -314,7 +313,12 @@ impl PacketSink {
 
     /// What the server sent is wrong: exit 5; the file cannot be written: exit 4.
     fn write(&mut self, p: PacketMsg) -> Result<(), Failure> {
-        if let Some((sps_pps, _)) = framecast_remote::annexb::parameter_sets(&p.data) {
+        // SPS/PPS come with keyframes: other packets are not scanned for them (once the avcC
+        // is known, in case a server does not flag its keyframes).
+        let params = (p.is_keyframe() || self.avcc.is_none())
+            .then(|| framecast_remote::annexb::parameter_sets(&p.data))
+            .flatten();
+        if let Some((sps_pps, _)) = params {
             if self.avcc.is_none() {
                 let nals: Vec<&[u8]> = framecast_h264::nal::annexb_nals(&sps_pps).collect();
                 self.avcc =
@@ -439,7 +443,7 @@ async fn encode(a: EncodeArgs) -> Result<(), Failure> {
         .as_ref()
         .is_some_and(|f| f.format() == PixelFormat::Bgra8);
     let compression = a.connect.compression.wire_value().to_string();
-    let (established, server, pool) = establish(&a.connect, |hello| {
+    let (established, pool) = establish(&a.connect, |hello| {
         let pix = if src_bgra && hello.has("pixfmt.bgra") {
             pix_fmt::BGRA
         } else {
@@ -496,7 +500,7 @@ async fn encode(a: EncodeArgs) -> Result<(), Failure> {
         Ok(n)
     });
     let bar = frame_progress(total, !a.connect.quiet);
-    let mut current = server;
+    let mut current = established.server.clone();
     let result = pool
         .servers
         .run_encode(
@@ -514,10 +518,7 @@ async fn encode(a: EncodeArgs) -> Result<(), Failure> {
             |r| {
                 bar.suspend(|| {
                     report_passed_over(&r.passed_over);
-                    eprintln!(
-                        "framecast remote: lost {} mid-stream ({}); resumed on {}, sending {} frame(s) again",
-                        r.lost, r.error, r.server, r.resent
-                    );
+                    eprintln!("framecast remote: {r}");
                 });
                 current = r.server.clone();
             },
@@ -656,7 +657,7 @@ async fn decode(a: DecodeArgs) -> Result<(), Failure> {
     let fps = fps_ratio(a.fps);
     let compression = a.connect.compression.wire_value().to_string();
     let extradata = Bytes::from(extradata);
-    let (Established { client, .. }, server, _) = establish(&a.connect, |_| {
+    let (Established { client, server, .. }, _) = establish(&a.connect, |_| {
         let mut cfg = configure_msg("decode", (w, h), pix_fmt::NV12, fps, extradata.clone());
         cfg.set_option("wire_compression", compression.clone());
         cfg
@@ -694,7 +695,15 @@ async fn transcode(a: TranscodeArgs) -> Result<(), Failure> {
     let fps = fps_ratio(a.fps);
     let (ow, oh) = a.size.unwrap_or((w, h));
     let extradata = Bytes::from(extradata);
-    let (Established { client, ack, .. }, server, _) = establish(&a.connect, |hello| {
+    let (
+        Established {
+            client,
+            ack,
+            server,
+            ..
+        },
+        _,
+    ) = establish(&a.connect, |hello| {
         let mut cfg = configure_msg("transcode", (w, h), pix_fmt::NV12, fps, extradata.clone());
         if a.size.is_some() {
             cfg.set_option("out_width", ow.to_string());

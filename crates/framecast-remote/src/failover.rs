@@ -174,6 +174,17 @@ pub struct Resumed {
     pub resent: usize,
 }
 
+/// The one line every front end reports a move with.
+impl std::fmt::Display for Resumed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "lost {} mid-stream ({}); resumed on {}, sending {} frame(s) again",
+            self.lost, self.error, self.server, self.resent
+        )
+    }
+}
+
 impl ServerPool {
     /// Run an encode session (FRAME in, PACKET out) established by [`ServerPool::establish`]
     /// as [`crate::client::run_stream`] does, resuming it through the pool when its
