@@ -11,7 +11,8 @@
 #                                runs on Python 3.11) plus numpy<2.5, pillow, websockets and PyAV
 #                                (PyAV gives the peer server its libx264 path; PEER_NO_AV=1 skips it)
 #   target/debug/framecast       `cargo build -p framecast-cli` when absent (not rebuilt when present)
-# Environment: CHROMIUM (default /usr/bin/chromium), FRAMECAST_BIN, PEER_PYTHON, BROWSER_TEST_WAIT_MS.
+# Environment: CHROMIUM (default /usr/bin/chromium), FRAMECAST_BIN, PEER_PYTHON, BROWSER_TEST_WAIT_MS,
+# BROWSER_TEST_FILE_TIMEOUT_S (600), BROWSER_TEST_TOTAL_TIMEOUT_S (1800).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -69,4 +70,14 @@ fi
 
 step "browser tests: ${files[*]}"
 # One file at a time: each drives one Chromium and one server; the CI machine has 2 cores.
-node --test --test-concurrency=1 "${files[@]}"
+# Bounds, so that a hang fails with its test named (lib.js logs each test's start) rather than
+# running out the CI's clock: a file ends after FILE_TIMEOUT_S (the runner's --test-timeout is
+# per file; the longest takes under 2 min here), all of them after TOTAL_TIMEOUT_S.
+FILE_TIMEOUT_S=${BROWSER_TEST_FILE_TIMEOUT_S:-600}
+TOTAL_TIMEOUT_S=${BROWSER_TEST_TOTAL_TIMEOUT_S:-1800}
+rc=0
+timeout -k 20 "$TOTAL_TIMEOUT_S" node --test --test-concurrency=1 --test-timeout=$((FILE_TIMEOUT_S * 1000)) "${files[@]}" || rc=$?
+if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+  echo "error: the browser tests did not finish within ${TOTAL_TIMEOUT_S} s (the last 'start:' line above names the test)" >&2
+fi
+exit "$rc"

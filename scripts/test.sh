@@ -96,11 +96,11 @@ python3 scripts/check-structure.py
 # widget's browser test.
 # aiortc: a WebRTC stack of its own, the WHIP endpoint of the WHIP tests.
 if [ ! -x .venv/bin/ruff ] ||
-   ! .venv/bin/python -c 'import pytest, av, websockets, PIL, mypy, jupyterlab, anywidget, aiortc' 2>/dev/null; then
+   ! .venv/bin/python -c 'import pytest, pytest_timeout, av, websockets, PIL, mypy, jupyterlab, anywidget, aiortc' 2>/dev/null; then
   step "creating .venv (ruff, mypy, pytest, PyAV, websockets, Pillow, JupyterLab, anywidget, aiortc)"
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q ruff==0.17.6 mypy "pytest>=7" "av>=12" "websockets>=12" "pillow>=9" \
+  .venv/bin/pip install -q ruff==0.17.6 mypy "pytest>=7" "pytest-timeout>=2" "av>=12" "websockets>=12" "pillow>=9" \
     "numpy>=1.21" jupyterlab "anywidget>=0.9" "aiortc>=1.9"
 fi
 step "ruff (Python code)"
@@ -145,7 +145,8 @@ done
 # optimised (MATURIN_PEP517_ARGS reaches maturin through pip).
 step "Python package: pip install ./python, then pytest"
 MATURIN_PEP517_ARGS="--profile dev" .venv/bin/pip install -q ./python
-FRAMECAST_REQUIRE_MOQ_RELAY=1 FRAMECAST_BIN="$PWD/target/debug/framecast" .venv/bin/pytest -q python/tests
+# --timeout: a test that hangs fails after 5 min with its stack, instead of running out CI's clock.
+FRAMECAST_REQUIRE_MOQ_RELAY=1 FRAMECAST_BIN="$PWD/target/debug/framecast" .venv/bin/pytest -q --timeout=300 python/tests
 step "Python package: the .pyi stubs match the extension (stubtest), types check (mypy)"
 (cd /tmp && "$OLDPWD/.venv/bin/python" -m mypy.stubtest framecast._native)
 .venv/bin/python -m mypy python/framecast
@@ -157,8 +158,11 @@ FRAMECAST_REQUIRE_JUPYTER=1 FRAMECAST_REQUIRE_PYTHON=1 FRAMECAST_REQUIRE_MOQ_REL
   FRAMECAST_BIN="$PWD/target/debug/framecast" scripts/browser-test.sh
 
 step "slow-link and congestion-control smokes (two network namespaces, tc tbf, delay relay; skipped without the privileges)"
-FRAMECAST_BIN="$PWD/target/debug/framecast" PROBE_BIN="$PWD/target/debug/examples/probe" scripts/slowlink-smoke.sh
-FRAMECAST_BIN="$PWD/target/debug/framecast" PROBE_BIN="$PWD/target/debug/examples/probe" scripts/netsmoke.sh
+# Each takes about half a minute here; the bound turns a hang into a failure that names the script.
+for smoke in scripts/slowlink-smoke.sh scripts/netsmoke.sh; do
+  FRAMECAST_BIN="$PWD/target/debug/framecast" PROBE_BIN="$PWD/target/debug/examples/probe" \
+    timeout -k 20 600 "$smoke" || { echo "error: $smoke failed or did not finish within 600 s" >&2; exit 1; }
+done
 
 disk_report "before the macOS check"
 step "macOS compile check (aarch64-apple-darwin, videotoolbox + gpu)"

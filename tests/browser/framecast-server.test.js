@@ -15,7 +15,7 @@ import { execFileSync } from "node:child_process";
 import path from "node:path";
 import {
   launchBrowser, newPage, staticServer, startServer, freePort, waitFrames, waitInPage, readCanvas, WAIT_MS,
-  testCardPatches, FRAMECAST, PEER_PY, ROOT, haveFile, sleep,
+  testCardPatches, FRAMECAST, PEER_PY, ROOT, haveFile, sleep, within,
 } from "./lib.js";
 
 const W = 640;
@@ -303,7 +303,7 @@ const PDUM_STATIC = path.join(ROOT, ".peer/lib");
 function pdumStaticDir() {
   try {
     return execFileSync(PEER_PY, ["-c", "import pdum.rfb, os; print(os.path.join(os.path.dirname(pdum.rfb.__file__), 'static'))"],
-      { encoding: "utf8" }).trim();
+      { encoding: "utf8", timeout: 60000 }).trim();
   } catch {
     return null;
   }
@@ -390,13 +390,31 @@ async function demo(port, scene) {
   return startServer(FRAMECAST, ["demo", "--scene", scene, "--size", `${W}x${H}`, "--listen", `127.0.0.1:${port}`], port);
 }
 
-/** Waits until the framecast viewer on `page` shows frame pixel (x, y) away from the paint background. */
+/**
+ * Waits until the framecast viewer on `page` shows frame pixel (x, y) away from the paint
+ * background; fails after WAIT_MS.
+ */
 async function waitPainted(page, x, y) {
-  for (;;) {
-    const p = await page.evaluate(async ([x, y]) => Array.from((await window.__framecast.readPixels(x, y, 1, 1)).data), [x, y]);
+  const deadline = Date.now() + WAIT_MS;
+  let p = null;
+  while (Date.now() < deadline) {
+    p = await within(page.evaluate(async ([x, y]) => Array.from((await window.__framecast.readPixels(x, y, 1, 1)).data), [x, y]),
+      5000, `reading frame pixel (${x}, ${y})`);
     if (Math.max(...PAINT_BG.map((v, i) => Math.abs(v - p[i]))) > 40) return p;
     await sleep(100);
   }
+  throw new Error(`no paint at (${x}, ${y}) within ${WAIT_MS} ms: the pixel is ${p}`);
+}
+
+/** A short drag with the mouse from CSS (x, y): pressed, moved by `dx`, released. */
+async function drag(page, x, y, dx) {
+  const m = page.mouse;
+  await within((async () => {
+    await m.move(x, y);
+    await m.down();
+    await m.move(x + dx, y);
+    await m.up();
+  })(), 10000, `the page to take a drag at (${x}, ${y})`);
 }
 
 describe("framecast demo: input and controls", { skip: demoSkip }, () => {
@@ -413,7 +431,7 @@ describe("framecast demo: input and controls", { skip: demoSkip }, () => {
   });
 
   it("a click with fit=cover on a 800x600 page paints at frame pixel (480, 90)", async () => {
-    const context = await browser.newContext({ viewport: { width: 800, height: 600 }, deviceScaleFactor: 2 });
+    const context = await within(browser.newContext({ viewport: { width: 800, height: 600 }, deviceScaleFactor: 2 }), WAIT_MS, "a new context");
     const page = await context.newPage();
     page.logs = [];
     await page.goto(`${base}/?fit=cover`);
@@ -421,11 +439,8 @@ describe("framecast demo: input and controls", { skip: demoSkip }, () => {
     // cover: scale 600/360, x offset (800 - 1066.67) / 2: frame (480, 90) is at CSS (666.67, 150).
     const before = await readCanvas(page);
     assert.ok(before.px(480, 90).every((v, i) => Math.abs(v - PAINT_BG[i]) <= 8), `background at the click point first: ${before.px(480, 90)}`);
-    await page.mouse.move(666.6667, 150);
-    await page.mouse.down();
-    await page.mouse.move(667.5, 150);
-    await page.mouse.up();
-    await Promise.race([waitPainted(page, 480, 90), sleep(20000).then(() => { throw new Error("no paint at (480, 90)"); })]);
+    await drag(page, 666.6667, 150, 0.8333);
+    await waitPainted(page, 480, 90);
     const c = await readCanvas(page);
     // Far from the click the canvas is still background (the click did not land elsewhere).
     for (const [x, y] of [[160, 90], [480, 270], [560, 90], [400, 90], [480, 20], [480, 160]]) {
@@ -436,20 +451,21 @@ describe("framecast demo: input and controls", { skip: demoSkip }, () => {
 
   it("pdum.rfb's viewer drives framecast: its click paints at the frame pixel", { skip: !haveFile(PEER_PY) && "no pdum peer" }, async () => {
     const site = await staticServer({ routes: { "/pdum/": pdumStaticDir(), "/pages/": path.join(ROOT, "tests/browser/pages") } });
+    const pages = [];
     try {
       const pdumPage = await newPage(browser); // 800x450 viewport, pdum root 800x450: contain, scale 1.25
+      pages.push(pdumPage);
       await pdumPage.goto(`${site.url}/pages/pdum-viewer.html?ws=ws://127.0.0.1:${port}/`);
       await waitInPage(pdumPage, () => window.__rfb && window.__rfb.stats().framesDisplayed >= 3, null, "pdum viewer frames");
       const watcher = await newPage(browser);
+      pages.push(watcher);
       await watcher.goto(`${base}/`);
       await waitFrames(watcher, 3);
       // Frame (160, 270) is at CSS (200, 337.5) in pdum's 800x450 contain view.
-      await pdumPage.mouse.move(200, 337.5);
-      await pdumPage.mouse.down();
-      await pdumPage.mouse.move(201, 337.5);
-      await pdumPage.mouse.up();
-      await Promise.race([waitPainted(watcher, 160, 270), sleep(20000).then(() => { throw new Error("no paint at (160, 270)"); })]);
+      await drag(pdumPage, 200, 337.5, 1);
+      await waitPainted(watcher, 160, 270);
     } finally {
+      await Promise.all(pages.map((p) => within(p.close(), 10000, "closing a page").catch(() => {})));
       await site.close();
     }
   });

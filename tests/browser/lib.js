@@ -8,6 +8,7 @@ import { readFile, stat } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { beforeEach } from "node:test";
 import { chromium } from "playwright-core";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -28,16 +29,28 @@ export const CHROMIUM_ARGS = [
   "--disable-component-update",
   "--disable-sync",
   "--autoplay-policy=no-user-gesture-required",
+  // Shared memory from /tmp: a container's /dev/shm may be 64 MB, too small for several pages.
+  "--disable-dev-shm-usage",
 ];
 
-/** Launches headless system Chromium (playwright gives it a fresh temporary profile). */
+// Each test's start, with the time, on stderr (the runner shows it at once, where a test's
+// result is only shown when it ends): a test that never ends is named in the log.
+beforeEach((t) => process.stderr.write(`[${new Date().toISOString()}] start: ${t.name}\n`));
+
+/**
+ * Launches headless system Chromium (playwright gives it a fresh temporary profile). Its
+ * `close()` gives up after 15 s with a message rather than holding the test file open.
+ */
 export async function launchBrowser() {
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  const close = browser.close.bind(browser);
+  browser.close = () => within(close(), 15000, "Chromium did not close").catch((e) => process.stderr.write(`${e.message}\n`));
+  return browser;
 }
 
 /** A new page whose console errors and page errors are collected in `page.logs`. */
 export async function newPage(browser, viewport = { width: 800, height: 450 }) {
-  const page = await browser.newPage({ viewport, deviceScaleFactor: 1 });
+  const page = await within(browser.newPage({ viewport, deviceScaleFactor: 1 }), WAIT_MS, "Chromium to open a page");
   page.logs = [];
   page.on("console", (m) => page.logs.push(`[${m.type()}] ${m.text()}`));
   page.on("pageerror", (e) => page.logs.push(`[pageerror] ${e.message}`));
@@ -133,10 +146,28 @@ export async function staticServer({ routes = {}, index = path.join(VIEWER_DIR, 
   });
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
   const { port } = server.address();
-  return { port, url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(r)) };
+  // close() waits for connections still in use; the test is done with them, so end them all.
+  const close = () => new Promise((r) => {
+    server.close(r);
+    server.closeAllConnections();
+  });
+  return { port, url: `http://127.0.0.1:${port}`, close };
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * `promise`, or a rejection with `what` after `ms` (its timer cleared either way, so nothing
+ * fires after the test). For the calls that have no timeout of their own (`page.evaluate`,
+ * `page.mouse`, `browser.close`): a wedged renderer fails the test instead of hanging it.
+ */
+export function within(promise, ms, what) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} (no result within ${ms} ms)`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
 
 /** Polls `fn` in the page until it returns a truthy value; fails with `what` and the page log. */
 export async function waitInPage(page, fn, arg, what) {
@@ -144,10 +175,10 @@ export async function waitInPage(page, fn, arg, what) {
     const h = await page.waitForFunction(fn, arg, { timeout: WAIT_MS, polling: 100 });
     return await h.jsonValue();
   } catch (e) {
-    const state = await page.evaluate(() => {
+    const state = await within(page.evaluate(() => {
       const T = window.__framecast;
       return T ? { state: T.state, stateLog: T.stateLog, frames: T.frames, errors: T.errors, stats: T.stats() } : null;
-    }).catch(() => null);
+    }), 5000, "viewer state").catch(() => null);
     throw new Error(`timed out waiting for ${what}\nviewer: ${JSON.stringify(state)}\npage log:\n${page.logs.join("\n")}`);
   }
 }
