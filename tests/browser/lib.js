@@ -8,7 +8,6 @@ import { readFile, stat } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { beforeEach } from "node:test";
 import { chromium } from "playwright-core";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -34,8 +33,13 @@ export const CHROMIUM_ARGS = [
 ];
 
 // Each test's start, with the time, on stderr (the runner shows it at once, where a test's
-// result is only shown when it ends): a test that never ends is named in the log.
-beforeEach((t) => process.stderr.write(`[${new Date().toISOString()}] start: ${t.name}\n`));
+// result is only shown when it ends): a test that never ends is named in the log. Only in a
+// file that `node --test` runs: a hook would turn the scripts that use these helpers
+// (netview.mjs, latency-bench.mjs) into test files that print TAP on their JSON stdout.
+if (process.env.NODE_TEST_CONTEXT) {
+  const { beforeEach } = await import("node:test");
+  beforeEach((t) => process.stderr.write(`[${new Date().toISOString()}] start: ${t.name}\n`));
+}
 
 /**
  * Launches headless system Chromium (playwright gives it a fresh temporary profile). Its
