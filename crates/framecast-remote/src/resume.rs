@@ -124,6 +124,15 @@ mod tests {
         })
     }
 
+    /// A journal that has sent the frames with pts `0..n`.
+    fn sent_frames(n: i64) -> Journal {
+        let mut j = Journal::default();
+        for pts in 0..n {
+            j.sent(&frame(pts));
+        }
+        j
+    }
+
     fn pts_of(frames: &VecDeque<Message>) -> Vec<(i64, bool)> {
         frames
             .iter()
@@ -136,10 +145,7 @@ mod tests {
 
     #[test]
     fn owes_the_frames_after_the_last_packet_and_forces_a_keyframe_first() {
-        let mut j = Journal::default();
-        for pts in 0..5 {
-            j.sent(&frame(pts));
-        }
+        let mut j = sent_frames(5);
         j.answered(&packet(0));
         j.answered(&packet(1));
         assert_eq!(j.unanswered(), 3);
@@ -154,10 +160,7 @@ mod tests {
 
     #[test]
     fn a_dropped_frame_is_answered_by_the_next_packet() {
-        let mut j = Journal::default();
-        for pts in 0..4 {
-            j.sent(&frame(pts));
-        }
+        let mut j = sent_frames(4);
         j.answered(&packet(0));
         j.answered(&packet(2)); // the encoder skipped frame 1
         assert_eq!(pts_of(&j.take_for_resume(VecDeque::new())), vec![(3, true)]);
@@ -165,13 +168,11 @@ mod tests {
 
     #[test]
     fn a_resume_that_fails_while_resending_keeps_what_it_had_not_resent() {
-        let mut j = Journal::default();
-        for pts in 0..6 {
-            j.sent(&frame(pts));
-        }
+        let mut j = sent_frames(6);
         j.answered(&packet(1));
-        let mut again = j.take_for_resume(VecDeque::new()); // 2, 3, 4, 5
-                                                            // The new session takes 2 and 3, answers 2, and dies before 4 and 5 went out.
+        // Owed: 2, 3, 4, 5. The new session takes 2 and 3, answers 2, and dies before 4 and 5
+        // went out.
+        let mut again = j.take_for_resume(VecDeque::new());
         for _ in 0..2 {
             j.sent(&again.pop_front().unwrap());
         }
@@ -186,10 +187,7 @@ mod tests {
 
     #[test]
     fn reordered_packets_make_the_session_unresumable() {
-        let mut j = Journal::default();
-        for pts in 0..4 {
-            j.sent(&frame(pts));
-        }
+        let mut j = sent_frames(4);
         j.answered(&packet(0));
         j.answered(&packet(2));
         j.answered(&packet(1));
